@@ -1,0 +1,1 @@
+"""Kafka adapters: the wire contract, the ingest consumer, the dead-letter sink and the publisher."""

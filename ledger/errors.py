@@ -1,0 +1,21 @@
+"""One hierarchy of errors whose message is a single line: what is wrong and how to fix it."""
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger reports to a user; the CLI prints the message and exits 2."""
+
+
+class ConfigError(LedgerError):
+    """A `LEDGER_*` setting is missing or malformed."""
+
+
+class UsageError(LedgerError):
+    """A command-line argument or an input file is not usable."""
+
+
+class UnknownSubject(LedgerError):
+    """The tenant has no subject with that id."""
+
+
+class ServiceUnavailable(LedgerError):
+    """PostgreSQL or the Kafka broker cannot be reached or started."""

@@ -1,0 +1,32 @@
+"""Structured logging: one JSON object per line on stderr, events named `noun.verb`."""
+
+import logging
+import sys
+
+import structlog
+
+from ledger.settings import Settings
+
+
+def configure(settings: Settings) -> None:
+    """Route structlog to stderr at the configured level, as JSON lines or for a console."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # kafka-python logs reconnect chatter at WARNING; it is noise beside our own structured lines.
+    logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -1,0 +1,82 @@
+"""Every `LEDGER_*` environment variable, read and validated in this one place."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.errors import ConfigError
+
+PREFIX = "LEDGER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of every component; built once per process and passed down as an argument."""
+
+    home: Path
+    database_url: str | None
+    kafka_bootstrap: str | None
+    broker_port: int
+    events_topic: str
+    deadletter_topic: str
+    topic_partitions: int
+    consumer_group: str
+    max_message_bytes: int
+    batch_size: int
+    projection_page: int
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read the settings from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        return cls(
+            home=Path(reader.text("HOME", ".ledger")).absolute(),
+            database_url=reader.optional("DATABASE_URL"),
+            kafka_bootstrap=reader.optional("KAFKA_BOOTSTRAP"),
+            broker_port=reader.integer("BROKER_PORT", 19092, low=1024, high=65535),
+            events_topic=reader.text("EVENTS_TOPIC", "ledger.events"),
+            deadletter_topic=reader.text("DEADLETTER_TOPIC", "ledger.deadletter"),
+            topic_partitions=reader.integer("TOPIC_PARTITIONS", 4, low=1, high=1024),
+            consumer_group=reader.text("CONSUMER_GROUP", "consent-ledger"),
+            max_message_bytes=reader.integer("MAX_MESSAGE_BYTES", 256 * 1024, low=1024, high=10**8),
+            batch_size=reader.integer("BATCH_SIZE", 5000, low=1, high=100_000),
+            projection_page=reader.integer("PROJECTION_PAGE", 2000, low=1, high=100_000),
+            log_level=reader.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=reader.choice("LOG_FORMAT", "json", ("json", "console")),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(PREFIX + name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{PREFIX}{name}={raw!r} is not a whole number: set it to one between {low} and {high}"
+            ) from None
+        if not low <= value <= high:
+            raise ConfigError(f"{PREFIX}{name}={value} is out of range: use {low} to {high}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            raise ConfigError(f"{PREFIX}{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
+        return value

@@ -1,0 +1,247 @@
+"""A subject's state as the ledger derives it from facts: pure data and a pure fold, no I/O.
+
+The projections persist this state in tables; the aggregate and point-in-time queries fold the same
+function over stored events, so "now" and "as of" can never disagree about what a fact means.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+HELD = "held"
+DELETED = "deleted"
+GRANTED = "granted"
+WITHDRAWN = "withdrawn"
+OPTED_OUT = "opted_out"
+OPEN = "open"
+COMPLETED = "completed"
+SERVICE = "service"
+PURPOSES = (
+    "service", "support", "billing", "security", "marketing", "analytics",
+    "product_improvement", "advertising", "legal_compliance",
+)  # fmt: skip
+
+
+@dataclass
+class Holding:
+    """One category of a subject's data held in one system."""
+
+    category: str
+    system: str
+    legal_basis: str
+    purposes: list[str]
+    role: str | None
+    jurisdiction: str | None
+    first_collected: datetime
+    last_collected: datetime
+    status: str
+
+
+@dataclass
+class Consent:
+    """The latest word on one purpose x channel, by event time."""
+
+    purpose: str
+    channel: str
+    state: str
+    since: datetime
+    event_id: str
+
+
+@dataclass
+class Share:
+    """One disclosure of a subject's data to a recipient."""
+
+    recipient: str
+    recipient_type: str
+    categories: list[str]
+    purpose: str
+    legal_basis: str | None
+    country: str | None
+    transfer_mechanism: str | None
+    time: datetime
+    event_id: str
+
+
+@dataclass
+class DeletionRequest:
+    """An erasure request; `categories` None means everything."""
+
+    request_id: str
+    categories: list[str] | None
+    verified: bool
+    requested_at: datetime
+    status: str
+    completed_at: datetime | None
+    event_id: str
+
+
+@dataclass
+class LegalHold:
+    """A hold that suspends expiry and erasure; `categories` None means everything."""
+
+    hold_id: str
+    reason: str
+    categories: list[str] | None
+    placed_at: datetime
+    event_id: str
+
+
+@dataclass
+class SubjectState:
+    """Everything the ledger currently knows about one subject of one tenant."""
+
+    tenant: str
+    subject: str
+    first_seen: datetime | None = None
+    last_event_at: datetime | None = None
+    erased: bool = False
+    erased_at: datetime | None = None
+    account_closed_at: datetime | None = None
+    holdings: dict[tuple[str, str], Holding] = field(default_factory=dict)
+    consent: dict[tuple[str, str], Consent] = field(default_factory=dict)
+    shares: dict[str, Share] = field(default_factory=dict)
+    deletion_requests: dict[str, DeletionRequest] = field(default_factory=dict)
+    legal_holds: dict[str, LegalHold] = field(default_factory=dict)
+
+
+def apply_fact(
+    state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]
+) -> None:
+    """Fold one fact (`kind` is its CloudEvents type) into `state`, in place.
+
+    Facts may arrive out of event-time order; each rule keeps the answer that the latest event
+    time gives, so a late event never overrides a newer one.
+    """
+    state.first_seen = at if state.first_seen is None else min(state.first_seen, at)
+    state.last_event_at = at if state.last_event_at is None else max(state.last_event_at, at)
+    _RULES[kind](state, event_id, at, data)
+
+
+def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    key = (data["category"], data["system"])
+    holding = state.holdings.get(key)
+    if holding is None:
+        state.holdings[key] = Holding(
+            category=data["category"],
+            system=data["system"],
+            legal_basis=data["legal_basis"],
+            purposes=list(data["purposes"]),
+            role=data.get("role"),
+            jurisdiction=data.get("jurisdiction"),
+            first_collected=at,
+            last_collected=at,
+            status=HELD,
+        )
+        return
+    holding.first_collected = min(holding.first_collected, at)
+    if at >= holding.last_collected:
+        holding.last_collected = at
+        holding.legal_basis = data["legal_basis"]
+        holding.purposes = list(data["purposes"])
+        holding.role = data.get("role", holding.role)
+        holding.jurisdiction = data.get("jurisdiction", holding.jurisdiction)
+        holding.status = HELD
+
+
+def _set_consent(
+    state: SubjectState, purpose: str, channel: str, verdict: str, event_id: str, at: datetime
+) -> None:
+    current = state.consent.get((purpose, channel))
+    if current is None or at >= current.since:
+        state.consent[(purpose, channel)] = Consent(purpose, channel, verdict, at, event_id)
+
+
+def _given(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    _set_consent(state, data["purpose"], data["channel"], GRANTED, event_id, at)
+
+
+def _withdrawn(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    _set_consent(state, data["purpose"], data["channel"], WITHDRAWN, event_id, at)
+
+
+def _opted_out(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    purposes = data.get("purposes") or [p for p in PURPOSES if p != SERVICE]
+    for purpose in purposes:
+        _set_consent(state, purpose, data["channel"], OPTED_OUT, event_id, at)
+
+
+def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    state.shares[event_id] = Share(
+        recipient=data["recipient"],
+        recipient_type=data["recipient_type"],
+        categories=list(data["categories"]),
+        purpose=data["purpose"],
+        legal_basis=data.get("legal_basis"),
+        country=data.get("country"),
+        transfer_mechanism=data.get("transfer_mechanism"),
+        time=at,
+        event_id=event_id,
+    )
+
+
+def _deletion_requested(
+    state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]
+) -> None:
+    state.deletion_requests[data["request_id"]] = DeletionRequest(
+        request_id=data["request_id"],
+        categories=data.get("categories"),
+        verified=data["verified"],
+        requested_at=at,
+        status=OPEN,
+        completed_at=None,
+        event_id=event_id,
+    )
+
+
+def _deletion_completed(
+    state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]
+) -> None:
+    categories = data.get("categories")
+    for holding in state.holdings.values():
+        covered = categories is None or holding.category in categories
+        if holding.system == data["system"] and covered and holding.last_collected <= at:
+            holding.status = DELETED
+    for request in state.deletion_requests.values():
+        if request.status == OPEN and not _still_held(state, request.categories):
+            request.status = COMPLETED
+            request.completed_at = at
+
+
+def _still_held(state: SubjectState, categories: list[str] | None) -> bool:
+    return any(
+        holding.status == HELD and (categories is None or holding.category in categories)
+        for holding in state.holdings.values()
+    )
+
+
+def _account_closed(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    state.account_closed_at = at
+
+
+def _hold_placed(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    state.legal_holds[data["hold_id"]] = LegalHold(
+        hold_id=data["hold_id"],
+        reason=data["reason"],
+        categories=data.get("categories"),
+        placed_at=at,
+        event_id=event_id,
+    )
+
+
+def _hold_released(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    state.legal_holds.pop(data["hold_id"], None)
+
+
+_RULES = {
+    "data.collected": _collected,
+    "consent.given": _given,
+    "consent.withdrawn": _withdrawn,
+    "optout.received": _opted_out,
+    "data.shared": _shared,
+    "deletion.requested": _deletion_requested,
+    "deletion.completed": _deletion_completed,
+    "account.closed": _account_closed,
+    "legalhold.placed": _hold_placed,
+    "legalhold.released": _hold_released,
+}
