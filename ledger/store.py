@@ -84,12 +84,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
         """The last stored version of each aggregate that has one."""
         curs.execute(
             SQL(
-                "SELECT originator_id, max(originator_version) AS v FROM {} "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                "SELECT id, (SELECT max(originator_version) FROM {} WHERE originator_id = id) AS v "
+                "FROM unnest(%s::uuid[]) AS id"
             ).format(self.events),
             (list(ids),),
         )
-        return {row["originator_id"]: row["v"] for row in curs.fetchall()}
+        return {row["id"]: row["v"] for row in curs.fetchall() if row["v"] is not None}
 
     def store(
         self,
@@ -97,8 +97,22 @@ class LedgerRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         receipts: Sequence[tuple[str, str, UUID, int]],
     ) -> None:
-        """Insert the events (the library's statement) and their receipts, in the open transaction."""
-        self._insert_stored_events(curs, stored_events)
+        """Insert the events and their receipts, in the open transaction.
+
+        The rows go into the library's own event table, but by binary COPY: the library's insert
+        (an array of composites, dumped as text) spends more time in Python than PostgreSQL does.
+        """
+        self._notify_channel(curs)
+        with curs.copy(
+            SQL(
+                "COPY {} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+            ).format(self.events)
+        ) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for event in stored_events:
+                copy.write_row(
+                    (event.originator_id, event.originator_version, event.topic, event.state)
+                )
         curs.execute(
             SQL(
                 "INSERT INTO {} (tenant, event_id, originator_id, originator_version) "
@@ -127,7 +141,7 @@ class Ledger(Application[UUID]):
         super().__init__(env=postgres_env(database_url))
 
     @property
-    def events(self) -> LedgerRecorder:
+    def writer(self) -> LedgerRecorder:
         """The recorder, typed as the ledger's own."""
         assert isinstance(self.recorder, LedgerRecorder)
         return self.recorder
@@ -137,14 +151,14 @@ class Ledger(Application[UUID]):
         batch = list({(f.tenant, f.event_id): f for f in reversed(facts)}.values())[::-1]
         if not batch:
             return AppendResult(0, len(facts))
-        with self.events.writing() as curs:
-            seen = self.events.seen(curs, [(f.tenant, f.event_id) for f in batch])
+        with self.writer.writing() as curs:
+            seen = self.writer.seen(curs, [(f.tenant, f.event_id) for f in batch])
             fresh = [f for f in batch if (f.tenant, f.event_id) not in seen]
             if fresh:
                 ids = {(f.tenant, f.subject): subject_id(f.tenant, f.subject) for f in fresh}
-                heads = self.events.heads(curs, list(ids.values()))
+                heads = self.writer.heads(curs, list(ids.values()))
                 stored, receipts = self._encode(fresh, ids, heads)
-                self.events.store(curs, stored, receipts)
+                self.writer.store(curs, stored, receipts)
         return AppendResult(len(fresh), len(facts) - len(fresh))
 
     def _encode(
