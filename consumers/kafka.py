@@ -1,0 +1,116 @@
+"""The one module that knows kafka-python: clients tuned for the ledger, and topic set-up."""
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from ledger.errors import ServiceUnavailable
+from ledger.settings import Settings
+
+# Group joins wait half the session timeout on Tansu; 6000 ms is also real Kafka's minimum.
+GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+class Record(Protocol):
+    """What the ledger needs of a consumed message (kafka-python's ConsumerRecord fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def ensure_topics(bootstrap: str, settings: Settings) -> None:
+    """Create the ledger's topics where missing (idempotent)."""
+    wanted = {settings.events_topic: settings.topic_partitions, settings.deadletter_topic: 1}
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    except KafkaError as error:
+        raise _unreachable(bootstrap, error) from None
+    try:
+        existing = set(admin.list_topics())
+        for name, partitions in wanted.items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass  # another process created it between our listing and our request
+    finally:
+        admin.close()
+
+
+def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> KafkaConsumer:
+    """A group consumer of the events topic that never commits on its own."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": settings.consumer_group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.batch_size,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "max_partition_fetch_bytes": 16 * 1024 * 1024,
+        "fetch_min_bytes": 1,
+        "fetch_max_wait_ms": 100,
+        "receive_buffer_bytes": 4 * 1024 * 1024,
+        **GROUP_TIMEOUTS,
+        **overrides,
+    }
+    try:
+        consumer = KafkaConsumer(**config)
+    except KafkaError as error:
+        raise _unreachable(bootstrap, error) from None
+    consumer.subscribe([settings.events_topic])
+    return consumer
+
+
+def open_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """A producer that waits for the broker's acknowledgement of every record."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 512 * 1024,
+        "max_request_size": 16 * 1024 * 1024,
+        "buffer_memory": 128 * 1024 * 1024,
+        **overrides,
+    }
+    try:
+        return KafkaProducer(**config)
+    except KafkaError as error:
+        raise _unreachable(bootstrap, error) from None
+
+
+def commit(consumer: KafkaConsumer, records: list[Record]) -> None:
+    """Commit, per partition, the offset after the last of `records`."""
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(last.get(tp, -1), record.offset)
+    consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()})
+
+
+def caught_up(consumer: KafkaConsumer) -> bool:
+    """True once the consumer has partitions and has read each of them to its end."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    ends: Mapping[TopicPartition, int] = consumer.end_offsets(list(assigned))
+    return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+
+
+def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"cannot reach Kafka at {bootstrap} ({type(error).__name__}): start it with "
+        f"`consent-ledger up` or fix LEDGER_KAFKA_BOOTSTRAP"
+    )

@@ -1,0 +1,75 @@
+"""The publisher an upstream service imports: validate, then put the event on `ledger.events`."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from consumers import kafka
+from consumers.contract import Contract, Rejected
+from ledger.errors import UsageError
+from ledger.settings import Settings
+
+
+@dataclass
+class PublishReport:
+    """What a file publish did: how many went out, and each refused line with its reason."""
+
+    published: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Publisher:
+    """`Publisher(bootstrap, settings).publish(event)`; call `close()` (or use `with`) to flush."""
+
+    def __init__(self, bootstrap: str, settings: Settings) -> None:
+        self.topic = settings.events_topic
+        self.contract = Contract(settings.max_message_bytes)
+        kafka.ensure_topics(bootstrap, settings)
+        self.producer = kafka.open_producer(bootstrap)
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Validate one event against the contract and send it, keyed `tenant/subject`."""
+        value = orjson.dumps(event)
+        checked = self.contract.parse(value)
+        self.producer.send(self.topic, key=checked.key, value=value)
+
+    def publish_unchecked(self, key: bytes | None, value: bytes) -> None:
+        """Send bytes as a misbehaving upstream would, to exercise dead-lettering."""
+        self.producer.send(self.topic, key=key, value=value)
+
+    def publish_file(self, path: Path, *, check: bool = True) -> PublishReport:
+        """Publish a JSON-lines file; with `check`, refuse (and report) lines that break the contract."""
+        report = PublishReport()
+        try:
+            lines = path.read_bytes().splitlines()
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            if not check:
+                self.publish_unchecked(None, line)
+                report.published += 1
+                continue
+            try:
+                checked = self.contract.parse(line)
+            except Rejected as rejected:
+                report.refused.append((number, rejected.reason))
+                continue
+            self.producer.send(self.topic, key=checked.key, value=line)
+            report.published += 1
+        return report
+
+    def close(self) -> None:
+        """Flush what is queued and disconnect."""
+        self.producer.flush()
+        self.producer.close()
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
