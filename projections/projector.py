@@ -1,0 +1,109 @@
+"""The projector: follows the event store in pages and keeps the subject read model current.
+
+Each page is applied in one transaction together with the new tracking position, so a crash resumes
+where the last committed page ended and a rebuild from zero produces the same tables.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+from psycopg.sql import SQL
+
+from ledger.state import SubjectState, apply_fact
+from ledger.store import Ledger
+from ledger.subject import Subject
+from projections import tables
+
+log = structlog.get_logger()
+NAME = "subjects"
+
+
+@dataclass
+class Progress:
+    """Events applied by this run, and the position reached."""
+
+    applied: int = 0
+    position: int = 0
+
+
+class Projector:
+    """Applies stored facts to the subject read model, a page per transaction."""
+
+    def __init__(self, ledger: Ledger, page: int) -> None:
+        self.ledger = ledger
+        self.page = page
+        self.datastore = ledger.writer.datastore
+        with self.datastore.transaction(commit=True) as curs:
+            tables.create(curs)
+            curs.execute(
+                SQL("INSERT INTO {} VALUES (%s, 0) ON CONFLICT DO NOTHING").format(tables.POSITIONS),
+                (NAME,),
+            )
+
+    def position(self) -> int:
+        """The notification id of the last event applied."""
+        with self.datastore.transaction() as curs:
+            return self._position(curs, lock=False)
+
+    def step(self) -> int:
+        """Apply the next page, if any; return how many events it held."""
+        start = self.position()
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.page, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        facts = [
+            event
+            for event in map(self.ledger.mapper.to_domain_event, notifications)
+            if isinstance(event, Subject.FactRecorded)
+        ]
+        keys = list({(fact.tenant, fact.subject) for fact in facts})
+        with self.datastore.transaction(commit=True) as curs:
+            if self._position(curs, lock=True) != start:
+                return 0  # another projector applied this page first; read on from its position
+            states = tables.load(curs, keys)
+            for fact in facts:
+                state = states.setdefault(
+                    (fact.tenant, fact.subject), SubjectState(tenant=fact.tenant, subject=fact.subject)
+                )
+                apply_fact(state, fact.wire_type, fact.event_id, fact.occurred_at, fact.data)
+            tables.save(curs, states.values())
+            curs.execute(
+                SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
+                (notifications[-1].id, NAME),
+            )
+        return len(notifications)
+
+    def run(self, *, until_idle: bool, stop: threading.Event | None = None) -> Progress:
+        """Apply pages until stopped or, with `until_idle`, until the store has nothing new."""
+        stop = stop or threading.Event()
+        progress = Progress()
+        while not stop.is_set():
+            applied = self.step()
+            progress.applied += applied
+            if applied:
+                log.info("projection.page", projection=NAME, events=applied)
+            elif until_idle:
+                break
+            else:
+                time.sleep(0.2)
+        progress.position = self.position()
+        return progress
+
+    def reset(self) -> None:
+        """Forget everything projected, so the next run rebuilds from the first event."""
+        with self.datastore.transaction(commit=True) as curs:
+            tables.truncate(curs)
+            curs.execute(SQL("INSERT INTO {} VALUES (%s, 0)").format(tables.POSITIONS), (NAME,))
+
+    def _position(self, curs: tables.Cursor, *, lock: bool) -> int:
+        suffix = " FOR UPDATE" if lock else ""
+        curs.execute(
+            SQL("SELECT position FROM {} WHERE name = %s" + suffix).format(tables.POSITIONS), (NAME,)
+        )
+        row = curs.fetchone()
+        assert row is not None
+        return int(row["position"])

@@ -1,0 +1,94 @@
+"""Questions answered from the read model; plain functions returning typed objects."""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from psycopg.sql import SQL, Identifier
+
+from ledger.contact import Decision, decide
+from ledger.errors import UnknownSubject
+from ledger.state import Consent, SubjectState
+from ledger.store import Ledger
+from projections import tables
+
+
+def subject_state(ledger: Ledger, tenant: str, subject: str) -> SubjectState:
+    """The projected state of one subject of one tenant."""
+    with ledger.writer.datastore.transaction() as curs:
+        state = tables.load(curs, [(tenant, subject)]).get((tenant, subject))
+    if state is None:
+        raise UnknownSubject(
+            f"tenant {tenant!r} has no subject {subject!r} (or it is not projected yet: "
+            f"run `consent-ledger project --until-idle`)"
+        )
+    return state
+
+
+def may_contact(ledger: Ledger, tenant: str, subject: str, purpose: str, channel: str) -> Decision:
+    """May the tenant contact the subject for `purpose` on `channel` now?"""
+    with ledger.writer.datastore.transaction() as curs:
+        curs.execute(
+            SQL("SELECT erased FROM {} WHERE tenant = %s AND subject = %s").format(tables.SUBJECTS),
+            (tenant, subject),
+        )
+        found = curs.fetchone()
+        if found is None:
+            raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
+        curs.execute(
+            SQL(
+                "SELECT purpose, channel, state, since, event_id FROM {} "
+                "WHERE tenant = %s AND subject = %s AND purpose = %s AND channel = %s"
+            ).format(Identifier("proj_consents")),
+            (tenant, subject, purpose, channel),
+        )
+        row = curs.fetchone()
+    consent = Consent(**row) if row else None
+    return decide(bool(found["erased"]), purpose, channel, consent)
+
+
+def counts(ledger: Ledger) -> dict[str, dict[str, int]]:
+    """Per tenant: facts stored and subjects projected."""
+    stored = ledger.writer.counts()
+    with ledger.writer.datastore.transaction() as curs:
+        curs.execute(
+            SQL("SELECT tenant, count(*) AS n FROM {} GROUP BY tenant").format(tables.SUBJECTS)
+        )
+        subjects = {row["tenant"]: row["n"] for row in curs.fetchall()}
+    return {
+        tenant: {"events": stored.get(tenant, 0), "subjects": subjects.get(tenant, 0)}
+        for tenant in sorted(set(stored) | set(subjects))
+    }
+
+
+def as_json(state: SubjectState) -> dict[str, Any]:
+    """The subject as a JSON-ready document (the `subject --json` contract)."""
+
+    def rows(collection: dict[Any, Any]) -> list[dict[str, Any]]:
+        return [_plain(asdict(item)) for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
+
+    shares = sorted((asdict(s) for s in state.shares.values()), key=lambda s: (s["time"], s["event_id"]))
+    return {
+        "tenant": state.tenant,
+        "subject": state.subject,
+        "erased": state.erased,
+        "erased_at": _plain(state.erased_at),
+        "first_seen": _plain(state.first_seen),
+        "last_event_at": _plain(state.last_event_at),
+        "account_closed_at": _plain(state.account_closed_at),
+        "holdings": rows(state.holdings),
+        "consent": rows(state.consent),
+        "shares": [_plain(s) for s in shares],
+        "deletion_requests": rows(state.deletion_requests),
+        "legal_holds": rows(state.legal_holds),
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,157 @@
+"""The subject read model in PostgreSQL: one table per part of `SubjectState`, keyed by tenant.
+
+Columns follow the state dataclasses field for field, so the tables and the fold cannot drift apart.
+"""
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.state import Consent, DeletionRequest, Holding, LegalHold, Share, SubjectState
+
+_SQL_TYPES: dict[object, str] = {
+    str: "text",
+    bool: "boolean",
+    datetime: "timestamptz",
+    list[str]: "text[]",
+}
+Cursor = psycopg.Cursor[DictRow]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A table holding one collection of `SubjectState`, with the dataclass of its rows."""
+
+    table: str
+    row: type[Any]
+    attribute: str
+    key: tuple[str, ...]
+
+    def columns(self) -> list[tuple[str, str, bool]]:
+        """(name, SQL type, nullable) for each column after tenant and subject."""
+        hints = typing.get_type_hints(self.row)
+        found = []
+        for item in dataclasses.fields(self.row):
+            hint = hints[item.name]
+            args = typing.get_args(hint) if isinstance(hint, types.UnionType) else ()
+            nullable = type(None) in args
+            base = next((a for a in args if a is not type(None)), hint)
+            found.append((item.name, _SQL_TYPES[base], nullable))
+        return found
+
+    def state_key(self, row: Any) -> Any:
+        """The dictionary key of a row within its `SubjectState` collection."""
+        values = tuple(getattr(row, name) for name in self.key)
+        return values[0] if len(values) == 1 else values
+
+
+PARTS = (
+    Part("proj_holdings", Holding, "holdings", ("category", "system")),
+    Part("proj_consents", Consent, "consent", ("purpose", "channel")),
+    Part("proj_shares", Share, "shares", ("event_id",)),
+    Part("proj_deletion_requests", DeletionRequest, "deletion_requests", ("request_id",)),
+    Part("proj_legal_holds", LegalHold, "legal_holds", ("hold_id",)),
+)
+SUBJECT_COLUMNS = ("first_seen", "last_event_at", "erased", "erased_at", "account_closed_at")
+SUBJECTS = Identifier("proj_subjects")
+POSITIONS = Identifier("proj_positions")
+
+
+def create(curs: Cursor) -> None:
+    """Create the read-model tables where missing."""
+    curs.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, subject text NOT NULL, "
+            "first_seen timestamptz, last_event_at timestamptz, erased boolean NOT NULL, "
+            "erased_at timestamptz, account_closed_at timestamptz, PRIMARY KEY (tenant, subject))"
+        ).format(SUBJECTS)
+    )
+    for part in PARTS:
+        columns = SQL(", ").join(
+            SQL("{} {}").format(Identifier(name), SQL(sql_type + ("" if nullable else " NOT NULL")))
+            for name, sql_type, nullable in part.columns()
+        )
+        key = SQL(", ").join(Identifier(name) for name in ("tenant", "subject", *part.key))
+        curs.execute(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, subject text NOT NULL, "
+                "{}, PRIMARY KEY ({}))"
+            ).format(Identifier(part.table), columns, key)
+        )
+    curs.execute(
+        SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint NOT NULL)").format(
+            POSITIONS
+        )
+    )
+
+
+def _matching(keys: Sequence[tuple[str, str]]) -> tuple[Composed, tuple[list[str], list[str]]]:
+    clause = SQL(
+        "(tenant, subject) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+    ).format()
+    return clause, ([k[0] for k in keys], [k[1] for k in keys])
+
+
+def load(curs: Cursor, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], SubjectState]:
+    """The stored state of each of these (tenant, subject) pairs that has any."""
+    clause, params = _matching(keys)
+    curs.execute(SQL("SELECT * FROM {} WHERE {}").format(SUBJECTS, clause), params)
+    states = {
+        (row["tenant"], row["subject"]): SubjectState(
+            tenant=row["tenant"], subject=row["subject"], **{c: row[c] for c in SUBJECT_COLUMNS}
+        )
+        for row in curs.fetchall()
+    }
+    for part in PARTS:
+        names = [name for name, _, _ in part.columns()]
+        curs.execute(SQL("SELECT * FROM {} WHERE {}").format(Identifier(part.table), clause), params)
+        for row in curs.fetchall():
+            item = part.row(**{name: row[name] for name in names})
+            collection = getattr(states[(row["tenant"], row["subject"])], part.attribute)
+            collection[part.state_key(item)] = item
+    return states
+
+
+def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
+    """Replace the stored rows of these subjects with their current state."""
+    states = list(states)
+    clause, params = _matching([(s.tenant, s.subject) for s in states])
+    for table in (SUBJECTS, *(Identifier(part.table) for part in PARTS)):
+        curs.execute(SQL("DELETE FROM {} WHERE {}").format(table, clause), params)
+    _copy(
+        curs,
+        SUBJECTS,
+        ("tenant", "subject", *SUBJECT_COLUMNS),
+        ((s.tenant, s.subject, *(getattr(s, c) for c in SUBJECT_COLUMNS)) for s in states),
+    )
+    for part in PARTS:
+        names = [name for name, _, _ in part.columns()]
+        rows = (
+            (state.tenant, state.subject, *(getattr(item, name) for name in names))
+            for state in states
+            for item in getattr(state, part.attribute).values()
+        )
+        _copy(curs, Identifier(part.table), ("tenant", "subject", *names), rows)
+
+
+def _copy(curs: Cursor, table: Identifier, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    statement = SQL("COPY {} ({}) FROM STDIN").format(
+        table, SQL(", ").join(Identifier(c) for c in columns)
+    )
+    with curs.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def truncate(curs: Cursor) -> None:
+    """Empty every read-model table and forget every position (a rebuild starts from zero)."""
+    tables = [SUBJECTS, *(Identifier(part.table) for part in PARTS), POSITIONS]
+    curs.execute(SQL("TRUNCATE {}").format(SQL(", ").join(tables)))
