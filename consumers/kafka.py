@@ -82,7 +82,6 @@ def open_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         "linger_ms": 5,
         "batch_size": 512 * 1024,
         "max_request_size": 16 * 1024 * 1024,
-        "buffer_memory": 128 * 1024 * 1024,
         **overrides,
     }
     try:
@@ -114,3 +113,18 @@ def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:
         f"cannot reach Kafka at {bootstrap} ({type(error).__name__}): start it with "
         f"`consent-ledger up` or fix LEDGER_KAFKA_BOOTSTRAP"
     )
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """How many records a topic holds (end minus beginning offsets, over its partitions)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return 0
+        ends = consumer.end_offsets(tps)
+        starts = consumer.beginning_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
+    finally:
+        consumer.close()

@@ -1,0 +1,131 @@
+"""A realistic, reproducible workload of CloudEvents for the demo and the benchmarks.
+
+Tenants run messaging platforms; each subject gets collected data, consents on several channels,
+some withdrawals and STOP opt-outs, shares with sub-processors, deletion requests and holds.
+"""
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+CATEGORIES = ("account_contact", "usage_metadata", "content", "billing", "visitor_data")
+SYSTEMS = ("messaging", "crm", "billing", "analytics", "backups")
+CHANNELS = ("sms", "email", "voice", "web_chat")
+MARKETING = ("marketing", "analytics", "advertising")
+SUBPROCESSORS = ("aws-storage", "stripe-payments", "zendesk-support", "mixpanel-analytics")
+JURISDICTIONS = ("EU", "US-CA", "GB", "US-NY")
+
+
+def generate(tenants: int, subjects: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Events for `subjects` subjects in each of `tenants` tenants, in event-time order per subject."""
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for t in range(tenants):
+        tenant = f"tenant-{t + 1}"
+        for s in range(subjects):
+            moment = start + timedelta(minutes=rng.randrange(60 * 24 * 300))
+            for event_type, data in _life(rng):
+                moment += timedelta(minutes=rng.randrange(1, 60 * 24 * 3))
+                yield event(tenant, f"contact-{s + 1:06d}", event_type, moment, data, rng)
+
+
+def event(
+    tenant: str,
+    subject: str,
+    event_type: str,
+    moment: datetime,
+    data: dict[str, Any],
+    rng: random.Random,
+) -> dict[str, Any]:
+    """One CloudEvents 1.0 envelope around `data`."""
+    return {
+        "specversion": "1.0",
+        "id": f"{rng.getrandbits(64):016x}-{rng.getrandbits(64):016x}",
+        "source": f"urn:service:{event_type.split('.')[0]}",
+        "type": event_type,
+        "time": moment.isoformat().replace("+00:00", "Z"),
+        "subject": subject,
+        "tenant": tenant,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def _life(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+    jurisdiction = rng.choice(JURISDICTIONS)
+    yield "data.collected", {
+        "category": "account_contact",
+        "system": "crm",
+        "legal_basis": "contract",
+        "purposes": ["service", "support"],
+        "role": "processor",
+        "jurisdiction": jurisdiction,
+        "source": "signup form",
+        "personal_data": {"phone": f"+1555{rng.randrange(10**7):07d}", "name": "A. Person"},
+    }
+    channels = rng.sample(CHANNELS, rng.randint(1, 3))
+    for channel in channels:
+        yield "consent.given", {
+            "purpose": "marketing",
+            "channel": channel,
+            "method": rng.choice(("web_form", "double_opt_in", "sms_keyword")),
+            "notice_version": f"2025-{rng.randint(1, 12):02d}",
+            "jurisdiction": jurisdiction,
+        }
+    for _ in range(rng.randint(0, 3)):
+        yield "data.collected", {
+            "category": rng.choice(CATEGORIES),
+            "system": rng.choice(SYSTEMS),
+            "legal_basis": rng.choice(("contract", "consent", "legitimate_interest")),
+            "purposes": rng.sample(["service", "analytics", "marketing", "security"], 2),
+            "jurisdiction": jurisdiction,
+        }
+    roll = rng.random()
+    if roll < 0.25:
+        yield "consent.withdrawn", {"purpose": "marketing", "channel": channels[0], "method": "web_form"}
+    elif roll < 0.4 and "sms" in channels:
+        yield "optout.received", {"channel": "sms", "keyword": rng.choice(("STOP", "UNSUBSCRIBE"))}
+    elif roll < 0.45:
+        yield "optout.received", {"channel": "web", "signal": "GPC"}
+    if rng.random() < 0.3:
+        yield "data.shared", {
+            "recipient": rng.choice(SUBPROCESSORS),
+            "recipient_type": "subprocessor",
+            "categories": ["account_contact"],
+            "purpose": "service",
+            "legal_basis": "contract",
+            "country": "US",
+            "transfer_mechanism": "scc",
+        }
+    yield from _endings(rng)
+
+
+def _endings(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+    roll = rng.random()
+    if roll < 0.03:
+        yield "legalhold.placed", {"hold_id": f"hold-{rng.randrange(10**6)}", "reason": "litigation"}
+    elif roll < 0.06:
+        request = f"dsr-{rng.randrange(10**8)}"
+        yield "deletion.requested", {"request_id": request, "verified": True}
+        yield "deletion.completed", {"system": "crm", "request_id": request}
+    elif roll < 0.10:
+        yield "account.closed", {"reason": "customer request"}
+        hold = f"hold-{rng.randrange(10**6)}"
+        yield "legalhold.placed", {"hold_id": hold, "reason": "audit", "categories": ["billing"]}
+        yield "legalhold.released", {"hold_id": hold}
+
+
+def bad_messages() -> list[bytes]:
+    """One of each kind of message the ledger must dead-letter."""
+    good = (
+        b'{"specversion":"1.0","id":"bad-%s","source":"urn:service:test","type":"%s",'
+        b'"time":"2025-06-01T00:00:00Z","subject":"contact-x","tenant":"tenant-1","data":%s}'
+    )
+    return [
+        b'{"specversion": "1.0", "id": ',  # malformed JSON
+        good % (b"1", b"consent.given", b'{"purpose":"marketting","channel":"sms","method":"web_form"}'),
+        good % (b"2", b"consent.forged", b"{}"),  # unknown type
+        good % (b"3", b"account.closed", b'{"reason":"' + b"x" * 300_000 + b'"}'),  # oversized
+        b"[" * 5000,  # hostile nesting
+    ]

@@ -1,0 +1,275 @@
+"""`consent-ledger`: the one entry point, and the composition root that wires each subcommand.
+
+Exit codes: 0 ok, 1 a "no" answer (denied), 2 bad usage or input, with one line saying what to fix.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import PersistenceError
+
+from consumers import ingest, kafka
+from consumers.publisher import Publisher
+from consumers.workload import bad_messages, generate
+from ledger import logs, stack
+from ledger.errors import LedgerError, UsageError
+from ledger.settings import Settings
+from ledger.state import PURPOSES
+from ledger.store import Ledger
+from projections import queries
+from projections.projector import Projector
+
+CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, run the subcommand, and turn every known failure into one line."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings)
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except LedgerError as error:
+        print(f"consent-ledger: error: {error}", file=sys.stderr)
+        return 2
+    except PersistenceError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(
+            f"consent-ledger: error: PostgreSQL failed ({first}): check LEDGER_DATABASE_URL "
+            "or start the embedded stack with `consent-ledger up`",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-ledger",
+        description="Event-sourced consent and retention ledger. Settings: LEDGER_* variables.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    command("up", _up, "start the embedded PostgreSQL and Kafka broker (reuses running ones)")
+    command("down", _down, "stop the embedded services")
+    command("status", _status, "show the backing services and their URLs").add_argument(
+        "--json", action="store_true", help="print JSON"
+    )
+    publish = command("publish", _publish, "validate and publish a JSON-lines file of events")
+    publish.add_argument("file", type=Path)
+    publish.add_argument(
+        "--unchecked", action="store_true", help="send lines as they are (to test dead-lettering)"
+    )
+    for name, handler, text in (
+        ("consume", _consume, "ingest events from Kafka into the event store"),
+        ("project", _project, "bring the read model up to date with the event store"),
+        ("run", _run, "start the embedded stack and run every component in one process"),
+    ):
+        cmd = command(name, handler, text)
+        cmd.add_argument("--until-idle", action="store_true", help="process what is there, then exit")
+        if name == "project":
+            cmd.add_argument("--rebuild", action="store_true", help="drop the read model and replay")
+    subject = command("subject", _subject, "show what the ledger knows about a subject")
+    subject.add_argument("tenant")
+    subject.add_argument("subject")
+    subject.add_argument("--json", action="store_true", help="print JSON")
+    check = command("check", _check, "may this subject be contacted for a purpose on a channel now?")
+    check.add_argument("tenant")
+    check.add_argument("subject")
+    check.add_argument("--purpose", required=True, choices=PURPOSES)
+    check.add_argument("--channel", required=True, choices=CHANNELS)
+    check.add_argument("--json", action="store_true", help="print JSON")
+    command("stats", _stats, "count stored events, subjects and dead letters").add_argument(
+        "--json", action="store_true", help="print JSON"
+    )
+    gen = command("generate", _generate, "write a realistic workload of events as JSON lines")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--tenants", type=int, default=3)
+    gen.add_argument("--subjects", type=int, default=1000, help="per tenant")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--bad-out", type=Path, help="also write one malformed message of each kind here")
+    return parser
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    found = stack.up(settings)
+    kafka.ensure_topics(found.kafka_bootstrap, settings)
+    return _status(argparse.Namespace(json=False), settings)
+
+
+def _down(args: argparse.Namespace, settings: Settings) -> int:
+    stopped = stack.down(settings)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    services = stack.status(settings)
+    if args.json:
+        _print_json([vars(s) for s in services])
+    else:
+        for s in services:
+            where = "embedded" if s.embedded else "external"
+            state = "running" if s.running else "stopped"
+            print(f"{s.name:<11} {state:<8} {where:<9} {s.url or '-'}")
+    return 0 if all(s.running for s in services) else 1
+
+
+def _ledger(settings: Settings) -> tuple[Ledger, stack.Endpoints]:
+    found = stack.endpoints(settings)
+    return Ledger(found.database_url), found
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    found = stack.endpoints(settings)
+    with Publisher(found.kafka_bootstrap, settings) as publisher:
+        report = publisher.publish_file(args.file, check=not args.unchecked)
+    for line, reason in report.refused:
+        print(f"{args.file}:{line}: refused: {reason}", file=sys.stderr)
+    print(f"published {report.published}, refused {len(report.refused)}")
+    return 2 if report.refused else 0
+
+
+def _consume(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, found = _ledger(settings)
+    totals = ingest.consume(
+        settings, ledger, found.kafka_bootstrap, until_idle=args.until_idle, stop=_stop_on_signal()
+    )
+    print(
+        f"received {totals.received}, stored {totals.stored}, "
+        f"duplicates {totals.duplicates}, dead-lettered {totals.deadlettered}"
+    )
+    return 0
+
+
+def _project(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    projector = Projector(ledger, settings.projection_page)
+    if args.rebuild:
+        projector.reset()
+    progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal())
+    print(f"projected {progress.applied} events, position {progress.position}")
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    found = stack.up(settings)
+    ledger = Ledger(found.database_url)
+    projector = Projector(ledger, settings.projection_page)
+    stop = _stop_on_signal()
+    if args.until_idle:
+        totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=True, stop=stop)
+        progress = projector.run(until_idle=True, stop=stop)
+    else:
+        worker = threading.Thread(
+            target=projector.run, kwargs={"until_idle": False, "stop": stop}, daemon=True
+        )
+        worker.start()
+        totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=False, stop=stop)
+        stop.set()
+        worker.join()
+        progress = projector.run(until_idle=True)
+    print(
+        f"stored {totals.stored}, duplicates {totals.duplicates}, "
+        f"dead-lettered {totals.deadlettered}, projected {progress.applied}"
+    )
+    return 0
+
+
+def _subject(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    state = queries.subject_state(ledger, args.tenant, args.subject)
+    document = queries.as_json(state)
+    if args.json:
+        _print_json(document)
+        return 0
+    print(f"subject {document['subject']} of tenant {document['tenant']}")
+    print(f"  erased: {'yes, since ' + str(document['erased_at']) if document['erased'] else 'no'}")
+    print(f"  first seen {document['first_seen']}, last event {document['last_event_at']}")
+    if document["account_closed_at"]:
+        print(f"  account closed {document['account_closed_at']}")
+    _section("holdings", document["holdings"], "{category} in {system}: {status}, {legal_basis} "
+             "for {purposes}, collected {first_collected} .. {last_collected}")  # fmt: skip
+    _section("consent", document["consent"], "{purpose} on {channel}: {state} since {since} ({event_id})")
+    _section("shares", document["shares"], "{time} to {recipient} ({recipient_type}): {categories} for {purpose}")
+    _section("deletion requests", document["deletion_requests"],
+             "{request_id}: {status}, categories {categories}, requested {requested_at}")  # fmt: skip
+    _section("legal holds", document["legal_holds"], "{hold_id}: {reason}, since {placed_at}")
+    return 0
+
+
+def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
+    print(f"  {title}: {'none' if not rows else ''}")
+    for row in rows:
+        print("    " + line.format(**{k: ", ".join(v) if isinstance(v, list) else v for k, v in row.items()}))
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    decision = queries.may_contact(ledger, args.tenant, args.subject, args.purpose, args.channel)
+    if args.json:
+        _print_json({"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id})
+    else:
+        print(f"{'allowed' if decision.allowed else 'denied'}: {decision.reason}")
+    return 0 if decision.allowed else 1
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, found = _ledger(settings)
+    document = {
+        "tenants": queries.counts(ledger),
+        "deadlettered": kafka.topic_size(found.kafka_bootstrap, settings.deadletter_topic),
+    }
+    if args.json:
+        _print_json(document)
+        return 0
+    for tenant, numbers in document["tenants"].items():
+        print(f"{tenant:<16} events {numbers['events']:>8}  subjects {numbers['subjects']:>7}")
+    print(f"dead-lettered    {document['deadlettered']:>8}")
+    return 0
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.tenants < 1 or args.subjects < 1:
+        raise UsageError("--tenants and --subjects must be at least 1")
+    count = 0
+    with args.out.open("wb") as out:
+        for event in generate(args.tenants, args.subjects, args.seed):
+            out.write(orjson.dumps(event) + b"\n")
+            count += 1
+    print(f"wrote {count} events to {args.out}")
+    if args.bad_out:
+        args.bad_out.write_bytes(b"".join(raw + b"\n" for raw in bad_messages()))
+        print(f"wrote {len(bad_messages())} malformed messages to {args.bad_out}")
+    return 0
+
+
+def _print_json(document: object) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _stop_on_signal() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+if __name__ == "__main__":
+    sys.exit(main())
