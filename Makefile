@@ -1,0 +1,50 @@
+# Thin wrappers; the README names these targets.
+VENV ?= .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/consent-ledger
+DEMO := .ledger/demo
+PYTHON ?= python3
+
+.PHONY: install demo test lint type unit bench down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(CLI) up
+	mkdir -p $(DEMO)
+	$(CLI) generate --out $(DEMO)/events.jsonl --tenants 3 --subjects 2000 --bad-out $(DEMO)/bad.jsonl
+	$(CLI) publish $(DEMO)/events.jsonl
+	$(CLI) publish --unchecked $(DEMO)/bad.jsonl
+	LEDGER_LOG_LEVEL=warning $(CLI) run --until-idle
+	$(CLI) subject tenant-1 contact-000001
+	$(CLI) check tenant-1 contact-000001 --purpose service --channel sms
+	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel voice || true
+	$(CLI) stats
+
+test: install lint type
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -m "not services"
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+down: install
+	$(CLI) down
+
+clean: down
+	rm -rf .ledger
