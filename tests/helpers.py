@@ -1,0 +1,76 @@
+"""Small builders shared by the tests."""
+
+import itertools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+_ids = itertools.count(1)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(
+    tenant: str,
+    subject: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    minutes: int = 0,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A valid CloudEvent, `minutes` after T0."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or f"evt-{next(_ids)}",
+        "source": "urn:service:test",
+        "type": event_type,
+        "time": (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
+        "subject": subject,
+        "tenant": tenant,
+        "data": data,
+    }
+
+
+def consent(purpose: str = "marketing", channel: str = "sms") -> dict[str, Any]:
+    """Data of a consent.given or consent.withdrawn."""
+    return {"purpose": purpose, "channel": channel, "method": "web_form"}
+
+
+def collected(category: str = "account_contact", system: str = "crm") -> dict[str, Any]:
+    """Data of a data.collected carrying personal data."""
+    return {
+        "category": category,
+        "system": system,
+        "legal_basis": "contract",
+        "purposes": ["service"],
+        "personal_data": {"phone": "+15550001111"},
+    }
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on partition 0 of `topic`, from the beginning."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        records: list[Any] = []
+        while consumer.position(tp) < end:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll until `condition` holds, or fail saying `what` did not happen."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -1,0 +1,88 @@
+"""The pure fold from facts to a subject's state, and the contact decision."""
+
+from datetime import timedelta
+from typing import Any
+
+from ledger.contact import decide
+from ledger.state import DELETED, GRANTED, HELD, OPTED_OUT, WITHDRAWN, SubjectState, apply_fact
+from tests.helpers import T0, collected, consent
+
+
+def _fold(*facts: tuple[str, int, dict[str, Any]]) -> SubjectState:
+    state = SubjectState(tenant="acme", subject="s-1")
+    for number, (kind, minutes, data) in enumerate(facts):
+        apply_fact(state, kind, f"e{number}", T0 + timedelta(minutes=minutes), data)
+    return state
+
+
+def test_withdrawal_after_grant_wins() -> None:
+    """Consent given then withdrawn reads withdrawn, naming the withdrawing event."""
+    state = _fold(("consent.given", 1, consent()), ("consent.withdrawn", 2, consent()))
+    record = state.consent[("marketing", "sms")]
+    assert (record.state, record.event_id) == (WITHDRAWN, "e1")
+
+
+def test_late_event_does_not_override_a_newer_one() -> None:
+    """A withdrawal that happened earlier but arrives later leaves the newer grant in force."""
+    state = _fold(("consent.given", 10, consent()), ("consent.withdrawn", 5, consent()))
+    assert state.consent[("marketing", "sms")].state == GRANTED
+    assert state.first_seen == T0 + timedelta(minutes=5)
+
+
+def test_optout_defaults_to_every_purpose_but_service() -> None:
+    """STOP on SMS opts out of every non-service purpose on SMS only."""
+    state = _fold(
+        ("consent.given", 1, consent("marketing", "sms")),
+        ("consent.given", 1, consent("marketing", "email")),
+        ("optout.received", 2, {"channel": "sms", "keyword": "STOP"}),
+    )
+    assert state.consent[("marketing", "sms")].state == OPTED_OUT
+    assert state.consent[("marketing", "email")].state == GRANTED
+    assert ("service", "sms") not in state.consent
+
+
+def test_deletion_completes_request_when_nothing_is_held() -> None:
+    """A request completes once every system holding its categories has confirmed deletion."""
+    state = _fold(
+        ("data.collected", 1, collected(system="crm")),
+        ("data.collected", 1, collected(system="billing")),
+        ("deletion.requested", 2, {"request_id": "r1", "verified": True}),
+        ("deletion.completed", 3, {"system": "crm", "request_id": "r1"}),
+    )
+    assert state.deletion_requests["r1"].status == "open"
+    assert state.holdings[("account_contact", "crm")].status == DELETED
+    apply_fact(state, "deletion.completed", "e9", T0 + timedelta(minutes=4), {"system": "billing"})
+    assert state.deletion_requests["r1"].status == "completed"
+
+
+def test_collection_after_deletion_holds_again() -> None:
+    """Data collected again after a deletion is held again, with its first collection kept."""
+    state = _fold(
+        ("data.collected", 1, collected()),
+        ("deletion.completed", 2, {"system": "crm"}),
+        ("data.collected", 3, collected()),
+    )
+    holding = state.holdings[("account_contact", "crm")]
+    assert (holding.status, holding.first_collected) == (HELD, T0 + timedelta(minutes=1))
+
+
+def test_legal_hold_placed_and_released() -> None:
+    """A released hold no longer appears."""
+    state = _fold(
+        ("legalhold.placed", 1, {"hold_id": "h1", "reason": "litigation"}),
+        ("legalhold.placed", 1, {"hold_id": "h2", "reason": "audit", "categories": ["billing"]}),
+        ("legalhold.released", 2, {"hold_id": "h1"}),
+    )
+    assert list(state.legal_holds) == ["h2"]
+
+
+def test_contact_rules() -> None:
+    """Service needs no consent unless erased; other purposes need a live grant."""
+    granted = _fold(("consent.given", 1, consent())).consent[("marketing", "sms")]
+    withdrawn = _fold(("consent.withdrawn", 1, consent())).consent[("marketing", "sms")]
+    assert decide(False, "service", "sms", None).allowed
+    assert not decide(True, "service", "sms", None).allowed
+    assert not decide(False, "marketing", "sms", None).allowed
+    assert decide(False, "marketing", "sms", granted).allowed
+    denied = decide(False, "marketing", "sms", withdrawn)
+    assert not denied.allowed and "withdrawn" in denied.reason and denied.event_id == "e0"
