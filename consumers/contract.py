@@ -16,7 +16,7 @@ import schemas
 SCHEMA_URN = "urn:consent-ledger:schema:{type}:v{version}"
 
 
-class Rejected(Exception):  # noqa: N818 - a verdict on a message, not a failure of the ledger
+class Rejected(Exception):
     """A message that breaks the contract; `reason` is one line naming what is wrong."""
 
     def __init__(self, reason: str) -> None:
@@ -54,9 +54,7 @@ class Contract:
         self.envelope = jsonschema_rs.validator_for(schemas.load(schemas.ENVELOPE))
         self.versions = schemas.event_types()
         self.validators = {
-            (name, version): jsonschema_rs.validator_for(
-                schemas.load(name, version), registry=registry
-            )
+            (name, version): jsonschema_rs.validator_for(schemas.load(name, version), registry=registry)
             for name, versions in self.versions.items()
             for version in versions
         }
@@ -66,9 +64,7 @@ class Contract:
         if raw is None:
             raise Rejected("empty message: the value must be a CloudEvents JSON object")
         if len(raw) > self.max_message_bytes:
-            raise Rejected(
-                f"message of {len(raw)} bytes exceeds the limit of {self.max_message_bytes} bytes"
-            )
+            raise Rejected(f"message of {len(raw)} bytes exceeds the limit of {self.max_message_bytes} bytes")
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as error:

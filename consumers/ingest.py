@@ -119,7 +119,11 @@ def consume(
     kafka.ensure_topics(bootstrap, settings)
     consumer = kafka.open_consumer(bootstrap, settings)
     producer = kafka.open_producer(bootstrap)
-    ingestor = Ingestor(ledger, Contract(settings.max_message_bytes), DeadLetters(producer, settings.deadletter_topic))
+    ingestor = Ingestor(
+        ledger,
+        Contract(settings.max_message_bytes),
+        DeadLetters(producer, settings.deadletter_topic),
+    )
     seconds = ingestor.totals.seconds
     try:
         while not stop.is_set():

@@ -1,5 +1,6 @@
 """The one module that knows kafka-python: clients tuned for the ledger, and topic set-up."""
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -42,10 +43,9 @@ def ensure_topics(bootstrap: str, settings: Settings) -> None:
         for name, partitions in wanted.items():
             if name in existing:
                 continue
-            try:
+            # Another process may create it between our listing and our request.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass  # another process created it between our listing and our request
     finally:
         admin.close()
 

@@ -27,7 +27,7 @@ def generate(tenants: int, subjects: int, seed: int = 7) -> Iterator[dict[str, A
             moment = start + timedelta(minutes=rng.randrange(60 * 24 * 300))
             for event_type, data in _life(rng):
                 moment += timedelta(minutes=rng.randrange(1, 60 * 24 * 3))
-                yield event(tenant, f"contact-{s + 1:06d}", event_type, moment, data, rng)
+                yield event(tenant, f"contact-{s + 1:06d}", event_type, moment, data, rng=rng)
 
 
 def event(
@@ -36,13 +36,14 @@ def event(
     event_type: str,
     moment: datetime,
     data: dict[str, Any],
+    *,
     rng: random.Random,
 ) -> dict[str, Any]:
     """One CloudEvents 1.0 envelope around `data`."""
     return {
         "specversion": "1.0",
         "id": f"{rng.getrandbits(64):016x}-{rng.getrandbits(64):016x}",
-        "source": f"urn:service:{event_type.split('.')[0]}",
+        "source": f"urn:service:{event_type.split('.', maxsplit=1)[0]}",
         "type": event_type,
         "time": moment.isoformat().replace("+00:00", "Z"),
         "subject": subject,
@@ -54,57 +55,75 @@ def event(
 
 def _life(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
     jurisdiction = rng.choice(JURISDICTIONS)
-    yield "data.collected", {
-        "category": "account_contact",
-        "system": "crm",
-        "legal_basis": "contract",
-        "purposes": ["service", "support"],
-        "role": "processor",
-        "jurisdiction": jurisdiction,
-        "source": "signup form",
-        "personal_data": {"phone": f"+1555{rng.randrange(10**7):07d}", "name": "A. Person"},
-    }
+    yield (
+        "data.collected",
+        {
+            "category": "account_contact",
+            "system": "crm",
+            "legal_basis": "contract",
+            "purposes": ["service", "support"],
+            "role": "processor",
+            "jurisdiction": jurisdiction,
+            "source": "signup form",
+            "personal_data": {"phone": f"+1555{rng.randrange(10**7):07d}", "name": "A. Person"},
+        },
+    )
     channels = rng.sample(CHANNELS, rng.randint(1, 3))
     for channel in channels:
-        yield "consent.given", {
-            "purpose": "marketing",
-            "channel": channel,
-            "method": rng.choice(("web_form", "double_opt_in", "sms_keyword")),
-            "notice_version": f"2025-{rng.randint(1, 12):02d}",
-            "jurisdiction": jurisdiction,
-        }
+        yield (
+            "consent.given",
+            {
+                "purpose": "marketing",
+                "channel": channel,
+                "method": rng.choice(("web_form", "double_opt_in", "sms_keyword")),
+                "notice_version": f"2025-{rng.randint(1, 12):02d}",
+                "jurisdiction": jurisdiction,
+            },
+        )
     for _ in range(rng.randint(0, 3)):
-        yield "data.collected", {
-            "category": rng.choice(CATEGORIES),
-            "system": rng.choice(SYSTEMS),
-            "legal_basis": rng.choice(("contract", "consent", "legitimate_interest")),
-            "purposes": rng.sample(["service", "analytics", "marketing", "security"], 2),
-            "jurisdiction": jurisdiction,
-        }
+        yield (
+            "data.collected",
+            {
+                "category": rng.choice(CATEGORIES),
+                "system": rng.choice(SYSTEMS),
+                "legal_basis": rng.choice(("contract", "consent", "legitimate_interest")),
+                "purposes": rng.sample(["service", "analytics", "marketing", "security"], 2),
+                "jurisdiction": jurisdiction,
+            },
+        )
     roll = rng.random()
     if roll < 0.25:
-        yield "consent.withdrawn", {"purpose": "marketing", "channel": channels[0], "method": "web_form"}
+        yield (
+            "consent.withdrawn",
+            {"purpose": "marketing", "channel": channels[0], "method": "web_form"},
+        )
     elif roll < 0.4 and "sms" in channels:
         yield "optout.received", {"channel": "sms", "keyword": rng.choice(("STOP", "UNSUBSCRIBE"))}
     elif roll < 0.45:
         yield "optout.received", {"channel": "web", "signal": "GPC"}
     if rng.random() < 0.3:
-        yield "data.shared", {
-            "recipient": rng.choice(SUBPROCESSORS),
-            "recipient_type": "subprocessor",
-            "categories": ["account_contact"],
-            "purpose": "service",
-            "legal_basis": "contract",
-            "country": "US",
-            "transfer_mechanism": "scc",
-        }
+        yield (
+            "data.shared",
+            {
+                "recipient": rng.choice(SUBPROCESSORS),
+                "recipient_type": "subprocessor",
+                "categories": ["account_contact"],
+                "purpose": "service",
+                "legal_basis": "contract",
+                "country": "US",
+                "transfer_mechanism": "scc",
+            },
+        )
     yield from _endings(rng)
 
 
 def _endings(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
     roll = rng.random()
     if roll < 0.03:
-        yield "legalhold.placed", {"hold_id": f"hold-{rng.randrange(10**6)}", "reason": "litigation"}
+        yield (
+            "legalhold.placed",
+            {"hold_id": f"hold-{rng.randrange(10**6)}", "reason": "litigation"},
+        )
     elif roll < 0.06:
         request = f"dsr-{rng.randrange(10**8)}"
         yield "deletion.requested", {"request_id": request, "verified": True}

@@ -207,7 +207,11 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     _section("holdings", document["holdings"], "{category} in {system}: {status}, {legal_basis} "
              "for {purposes}, collected {first_collected} .. {last_collected}")  # fmt: skip
     _section("consent", document["consent"], "{purpose} on {channel}: {state} since {since} ({event_id})")
-    _section("shares", document["shares"], "{time} to {recipient} ({recipient_type}): {categories} for {purpose}")
+    _section(
+        "shares",
+        document["shares"],
+        "{time} to {recipient} ({recipient_type}): {categories} for {purpose}",
+    )
     _section("deletion requests", document["deletion_requests"],
              "{request_id}: {status}, categories {categories}, requested {requested_at}")  # fmt: skip
     _section("legal holds", document["legal_holds"], "{hold_id}: {reason}, since {placed_at}")
@@ -232,16 +236,14 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     ledger, found = _ledger(settings)
-    document = {
-        "tenants": queries.counts(ledger),
-        "deadlettered": kafka.topic_size(found.kafka_bootstrap, settings.deadletter_topic),
-    }
+    tenants = queries.counts(ledger)
+    deadlettered = kafka.topic_size(found.kafka_bootstrap, settings.deadletter_topic)
     if args.json:
-        _print_json(document)
+        _print_json({"tenants": tenants, "deadlettered": deadlettered})
         return 0
-    for tenant, numbers in document["tenants"].items():
+    for tenant, numbers in tenants.items():
         print(f"{tenant:<16} events {numbers['events']:>8}  subjects {numbers['subjects']:>7}")
-    print(f"dead-lettered    {document['deadlettered']:>8}")
+    print(f"dead-lettered    {deadlettered:>8}")
     return 0
 
 

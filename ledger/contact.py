@@ -26,5 +26,7 @@ def decide(erased: bool, purpose: str, channel: str, consent: Consent | None) ->
     if consent.state == GRANTED:
         return Decision(True, f"consent granted for {purpose} on {channel} since {since}", consent.event_id)
     return Decision(
-        False, f"consent for {purpose} on {channel} is {consent.state} since {since}", consent.event_id
+        False,
+        f"consent for {purpose} on {channel} is {consent.state} since {since}",
+        consent.event_id,
     )

@@ -69,7 +69,9 @@ def endpoints(settings: Settings) -> Endpoints:
 def status(settings: Settings) -> list[Service]:
     """Each backing service, external or embedded, and whether it answers."""
     if settings.database_url:
-        postgres = Service("postgresql", settings.database_url, _database_answers(settings.database_url), False)
+        postgres = Service(
+            "postgresql", settings.database_url, _database_answers(settings.database_url), False
+        )
     else:
         url = _embedded_postgres_url(settings)
         postgres = Service("postgresql", url, url is not None, True)
@@ -187,7 +189,7 @@ def _alive(pid: int) -> bool:
 
 
 def _port_open(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
             return True

@@ -105,9 +105,7 @@ class SubjectState:
     legal_holds: dict[str, LegalHold] = field(default_factory=dict)
 
 
-def apply_fact(
-    state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]
-) -> None:
+def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     """Fold one fact (`kind` is its CloudEvents type) into `state`, in place.
 
     Facts may arrive out of event-time order; each rule keeps the answer that the latest event
@@ -145,7 +143,7 @@ def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str,
 
 
 def _set_consent(
-    state: SubjectState, purpose: str, channel: str, verdict: str, event_id: str, at: datetime
+    state: SubjectState, purpose: str, channel: str, *, verdict: str, event_id: str, at: datetime
 ) -> None:
     current = state.consent.get((purpose, channel))
     if current is None or at >= current.since:
@@ -153,17 +151,17 @@ def _set_consent(
 
 
 def _given(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
-    _set_consent(state, data["purpose"], data["channel"], GRANTED, event_id, at)
+    _set_consent(state, data["purpose"], data["channel"], verdict=GRANTED, event_id=event_id, at=at)
 
 
 def _withdrawn(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
-    _set_consent(state, data["purpose"], data["channel"], WITHDRAWN, event_id, at)
+    _set_consent(state, data["purpose"], data["channel"], verdict=WITHDRAWN, event_id=event_id, at=at)
 
 
 def _opted_out(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     purposes = data.get("purposes") or [p for p in PURPOSES if p != SERVICE]
     for purpose in purposes:
-        _set_consent(state, purpose, data["channel"], OPTED_OUT, event_id, at)
+        _set_consent(state, purpose, data["channel"], verdict=OPTED_OUT, event_id=event_id, at=at)
 
 
 def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -180,9 +178,7 @@ def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, An
     )
 
 
-def _deletion_requested(
-    state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]
-) -> None:
+def _deletion_requested(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     state.deletion_requests[data["request_id"]] = DeletionRequest(
         request_id=data["request_id"],
         categories=data.get("categories"),
@@ -194,9 +190,7 @@ def _deletion_requested(
     )
 
 
-def _deletion_completed(
-    state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]
-) -> None:
+def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     categories = data.get("categories")
     for holding in state.holdings.values():
         covered = categories is None or holding.category in categories

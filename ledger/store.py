@@ -110,9 +110,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         ) as copy:
             copy.set_types(["uuid", "int8", "text", "bytea"])
             for event in stored_events:
-                copy.write_row(
-                    (event.originator_id, event.originator_version, event.topic, event.state)
-                )
+                copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
         curs.execute(
             SQL(
                 "INSERT INTO {} (tenant, event_id, originator_id, originator_version) "
@@ -206,11 +204,9 @@ class Ledger(Application[UUID]):
     def subject(self, tenant: str, subject: str) -> Subject:
         """The subject aggregate, rebuilt from its stored events."""
         try:
-            aggregate = self.repository.get(subject_id(tenant, subject))
+            aggregate: Subject = self.repository.get(subject_id(tenant, subject))
         except AggregateNotFoundError:
-            raise UnknownSubject(
-                f"tenant {tenant!r} has no subject {subject!r}: check both ids"
-            ) from None
+            raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids") from None
         assert isinstance(aggregate, Subject)
         return aggregate
 

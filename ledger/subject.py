@@ -4,6 +4,7 @@ Stored event topics are `ledger.subject:Subject.<Name>`: never rename or move th
 them with `class_version` and `upcast_v1_v2`.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -23,12 +24,15 @@ def subject_id(tenant: str, subject: str) -> UUID:
 class Subject(Aggregate):
     """One data subject of one tenant: the facts recorded about them, folded into their state."""
 
+    # Declared as dataclasses (the library would make them so anyway) so that type checkers see fields.
+    @dataclass(frozen=True)
     class Registered(Aggregate.Created):
         """The ledger saw the first fact about this subject."""
 
         tenant: str
         subject: str
 
+    @dataclass(frozen=True)
     class FactRecorded(Aggregate.Event):
         """A fact published by an upstream service, as received (data validated by its schema)."""
 

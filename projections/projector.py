@@ -67,7 +67,8 @@ class Projector:
             states = tables.load(curs, keys)
             for fact in facts:
                 state = states.setdefault(
-                    (fact.tenant, fact.subject), SubjectState(tenant=fact.tenant, subject=fact.subject)
+                    (fact.tenant, fact.subject),
+                    SubjectState(tenant=fact.tenant, subject=fact.subject),
                 )
                 apply_fact(state, fact.wire_type, fact.event_id, fact.occurred_at, fact.data)
             tables.save(curs, states.values())
@@ -102,7 +103,8 @@ class Projector:
     def _position(self, curs: tables.Cursor, *, lock: bool) -> int:
         suffix = " FOR UPDATE" if lock else ""
         curs.execute(
-            SQL("SELECT position FROM {} WHERE name = %s" + suffix).format(tables.POSITIONS), (NAME,)
+            SQL("SELECT position FROM {} WHERE name = %s" + suffix).format(tables.POSITIONS),
+            (NAME,),
         )
         row = curs.fetchone()
         assert row is not None

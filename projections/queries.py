@@ -51,9 +51,7 @@ def counts(ledger: Ledger) -> dict[str, dict[str, int]]:
     """Per tenant: facts stored and subjects projected."""
     stored = ledger.writer.counts()
     with ledger.writer.datastore.transaction() as curs:
-        curs.execute(
-            SQL("SELECT tenant, count(*) AS n FROM {} GROUP BY tenant").format(tables.SUBJECTS)
-        )
+        curs.execute(SQL("SELECT tenant, count(*) AS n FROM {} GROUP BY tenant").format(tables.SUBJECTS))
         subjects = {row["tenant"]: row["n"] for row in curs.fetchall()}
     return {
         tenant: {"events": stored.get(tenant, 0), "subjects": subjects.get(tenant, 0)}

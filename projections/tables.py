@@ -94,9 +94,7 @@ def create(curs: Cursor) -> None:
 
 
 def _matching(keys: Sequence[tuple[str, str]]) -> tuple[Composed, tuple[list[str], list[str]]]:
-    clause = SQL(
-        "(tenant, subject) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-    ).format()
+    clause = SQL("(tenant, subject) IN (SELECT * FROM unnest(%s::text[], %s::text[]))").format()
     return clause, ([k[0] for k in keys], [k[1] for k in keys])
 
 
@@ -143,9 +141,7 @@ def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
 
 
 def _copy(curs: Cursor, table: Identifier, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    statement = SQL("COPY {} ({}) FROM STDIN").format(
-        table, SQL(", ").join(Identifier(c) for c in columns)
-    )
+    statement = SQL("COPY {} ({}) FROM STDIN").format(table, SQL(", ").join(Identifier(c) for c in columns))
     with curs.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)

@@ -28,9 +28,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def services() -> Iterator[stack.Endpoints]:
     """The embedded stack, started for this session and stopped after it."""
-    settings = Settings.from_env(
-        {"LEDGER_HOME": str(TEST_HOME), "LEDGER_BROKER_PORT": str(_free_port())}
-    )
+    settings = Settings.from_env({"LEDGER_HOME": str(TEST_HOME), "LEDGER_BROKER_PORT": str(_free_port())})
     endpoints = stack.up(settings)
     yield endpoints
     stack.down(settings)

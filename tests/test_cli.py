@@ -53,7 +53,16 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
 
     shown = _cli(env, "subject", "acme", "alice", "--json")
     document = json.loads(shown.stdout)
-    required = {"tenant", "subject", "erased", "holdings", "consent", "shares", "deletion_requests", "legal_holds"}
+    required = {
+        "tenant",
+        "subject",
+        "erased",
+        "holdings",
+        "consent",
+        "shares",
+        "deletion_requests",
+        "legal_holds",
+    }
     assert required <= set(document)
     assert document["holdings"][0]["first_collected"] == "2026-01-01T00:01:00Z"
     assert "marketing on sms: granted" in _cli(env, "subject", "acme", "alice").stdout

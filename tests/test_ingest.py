@@ -27,7 +27,9 @@ def test_published_events_answer_subject_and_check(settings: Settings, ledger: L
         publisher.publish(event("acme", "alice", "data.collected", collected(), minutes=1))
         publisher.publish(event("acme", "alice", "consent.given", consent("marketing", "sms"), minutes=2))
         publisher.publish(event("acme", "alice", "consent.given", consent("marketing", "email"), minutes=3))
-        publisher.publish(event("acme", "alice", "consent.withdrawn", consent("marketing", "email"), minutes=4))
+        publisher.publish(
+            event("acme", "alice", "consent.withdrawn", consent("marketing", "email"), minutes=4)
+        )
     _ingest(settings, ledger)
 
     document = queries.as_json(queries.subject_state(ledger, "acme", "alice"))

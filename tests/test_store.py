@@ -13,7 +13,9 @@ from tests.helpers import T0, consent
 pytestmark = pytest.mark.services
 
 
-def _fact(tenant: str, subject: str, event_id: str, kind: str = "consent.given", minutes: int = 0) -> RecordFact:
+def _fact(
+    tenant: str, subject: str, event_id: str, kind: str = "consent.given", minutes: int = 0
+) -> RecordFact:
     return RecordFact(
         tenant=tenant,
         subject=subject,
