@@ -66,6 +66,15 @@ class Totals:
     seconds: dict[str, float] = field(
         default_factory=lambda: {"consume": 0.0, "validate": 0.0, "store": 0.0, "commit": 0.0}
     )
+    first_record_at: float | None = None
+    last_commit_at: float | None = None
+
+    @property
+    def active_seconds(self) -> float:
+        """From the first record received to the last offset commit (excludes the group join)."""
+        if self.first_record_at is None or self.last_commit_at is None:
+            return 0.0
+        return self.last_commit_at - self.first_record_at
 
 
 class Ingestor:
@@ -130,12 +139,16 @@ def consume(
             polled = time.perf_counter()
             batches = consumer.poll(timeout_ms=500, max_records=settings.batch_size)
             records: list[Record] = [record for batch in batches.values() for record in batch]
-            seconds["consume"] += time.perf_counter() - polled
+            if records and ingestor.totals.first_record_at is None:
+                ingestor.totals.first_record_at = polled
+            if ingestor.totals.first_record_at is not None:  # the group join is not consume time
+                seconds["consume"] += time.perf_counter() - polled
             if records:
                 ingestor.handle(records)
                 committing = time.perf_counter()
                 kafka.commit(consumer, records)
-                seconds["commit"] += time.perf_counter() - committing
+                ingestor.totals.last_commit_at = time.perf_counter()
+                seconds["commit"] += ingestor.totals.last_commit_at - committing
             elif until_idle and kafka.caught_up(consumer):
                 break
     finally:

@@ -1,0 +1,12 @@
+# The ledger's services (consumer, projector) for the production-shaped path in docker-compose.yml.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY ledger ledger
+COPY projections projections
+COPY consumers consumers
+COPY schemas schemas
+RUN pip install --no-cache-dir . && useradd --system ledger
+USER ledger
+ENTRYPOINT ["consent-ledger"]
+CMD ["--help"]
