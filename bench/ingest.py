@@ -236,11 +236,10 @@ def _copy_rate(url: str) -> float:
         )
         conn.commit()
         started = time.perf_counter()
-        with conn.cursor() as curs:
-            with curs.copy("COPY bench_copy FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea"])
-                for row in rows:
-                    copy.write_row(row)
+        with conn.cursor() as curs, curs.copy("COPY bench_copy FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for row in rows:
+                copy.write_row(row)
         conn.commit()
         return len(rows) / (time.perf_counter() - started)
 

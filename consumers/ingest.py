@@ -110,9 +110,17 @@ class Ingestor:
             stored=result.stored,
             duplicates=result.duplicates,
             deadlettered=len(batch.refused),
-            first_offset=records[0].offset,
-            partition=records[0].partition,
+            offsets=_offset_ranges(records),
         )
+
+
+def _offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:
+    """First and last offset per topic/partition, for the log line of a batch."""
+    ranges: dict[str, list[int]] = {}
+    for record in records:
+        span = ranges.setdefault(f"{record.topic}/{record.partition}", [record.offset, record.offset])
+        span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
+    return ranges
 
 
 def consume(
