@@ -149,7 +149,7 @@ def consume(
             records: list[Record] = [record for batch in batches.values() for record in batch]
             if records and ingestor.totals.first_record_at is None:
                 ingestor.totals.first_record_at = polled
-            if ingestor.totals.first_record_at is not None:  # the group join is not consume time
+            if records:  # waiting in an idle poll (or for the group join) is not consume time
                 seconds["consume"] += time.perf_counter() - polled
             if records:
                 ingestor.handle(records)

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.errors import ConfigError, UnknownSubject
 from ledger.subject import FACT_CLASSES, Subject, subject_id
+from ledger.transcoder import OrjsonTranscoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         curs.execute(
             SQL(
                 "SELECT r.tenant, r.event_id FROM {} r "
-                "JOIN unnest(%s::text[], %s::text[]) AS k(tenant, event_id) "
+                "JOIN unnest(%b::text[], %b::text[]) AS k(tenant, event_id) "
                 "ON r.tenant = k.tenant AND r.event_id = k.event_id"
             ).format(self.receipts),
             ([k[0] for k in keys], [k[1] for k in keys]),
@@ -85,7 +86,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         curs.execute(
             SQL(
                 "SELECT id, (SELECT max(originator_version) FROM {} WHERE originator_id = id) AS v "
-                "FROM unnest(%s::uuid[]) AS id"
+                "FROM unnest(%b::uuid[]) AS id"
             ).format(self.events),
             (list(ids),),
         )
@@ -114,7 +115,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         curs.execute(
             SQL(
                 "INSERT INTO {} (tenant, event_id, originator_id, originator_version) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[])"
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bigint[])"
             ).format(self.receipts),
             tuple(list(column) for column in zip(*receipts, strict=True)),
         )
@@ -138,6 +139,12 @@ class Ledger(Application[UUID]):
     def __init__(self, database_url: str) -> None:
         super().__init__(env=postgres_env(database_url))
 
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, encoded by orjson (the encoder dominated the append path)."""
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     @property
     def writer(self) -> LedgerRecorder:
         """The recorder, typed as the ledger's own."""
@@ -153,7 +160,7 @@ class Ledger(Application[UUID]):
             seen = self.writer.seen(curs, [(f.tenant, f.event_id) for f in batch])
             fresh = [f for f in batch if (f.tenant, f.event_id) not in seen]
             if fresh:
-                ids = {(f.tenant, f.subject): subject_id(f.tenant, f.subject) for f in fresh}
+                ids = {key: subject_id(*key) for key in {(f.tenant, f.subject) for f in fresh}}
                 heads = self.writer.heads(curs, list(ids.values()))
                 stored, receipts = self._encode(fresh, ids, heads)
                 self.writer.store(curs, stored, receipts)
