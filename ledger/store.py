@@ -4,7 +4,8 @@ Appends are idempotent by (tenant, event id): a receipts table beside the librar
 records every id stored, in the same transaction as the events themselves.
 """
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
@@ -61,6 +62,14 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 "PRIMARY KEY (tenant, event_id))"
             ).format(self.receipts)
         )
+
+    def create_table(self) -> None:
+        """Create the schema, retrying when another process is creating it at the same moment.
+
+        Concurrent `CREATE ... IF NOT EXISTS` can still fail in PostgreSQL ("tuple concurrently
+        updated", duplicate type); a consumer and a projector starting together do exactly that.
+        """
+        retry_schema_change(super().create_table)
 
     @contextmanager
     def writing(self) -> Iterator[psycopg.Cursor[DictRow]]:
@@ -216,6 +225,19 @@ class Ledger(Application[UUID]):
             raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids") from None
         assert isinstance(aggregate, Subject)
         return aggregate
+
+
+def retry_schema_change(change: Callable[[], None], attempts: int = 10) -> None:
+    """Run an idempotent schema change, again after a short pause if a concurrent one collided."""
+    for attempt in range(attempts):
+        try:
+            change()
+        except PersistenceError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+        else:
+            return
 
 
 def postgres_env(database_url: str) -> dict[str, str]:

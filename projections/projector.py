@@ -12,7 +12,7 @@ import structlog
 from psycopg.sql import SQL
 
 from ledger.state import SubjectState, apply_fact
-from ledger.store import Ledger
+from ledger.store import Ledger, retry_schema_change
 from ledger.subject import Subject
 from projections import tables
 
@@ -35,6 +35,9 @@ class Projector:
         self.ledger = ledger
         self.page = page
         self.datastore = ledger.writer.datastore
+        retry_schema_change(self._create)
+
+    def _create(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
             tables.create(curs)
             curs.execute(
