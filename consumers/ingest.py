@@ -142,23 +142,26 @@ def consume(
         DeadLetters(producer, settings.deadletter_topic),
     )
     seconds = ingestor.totals.seconds
+    quiet_polls = 0
     try:
         while not stop.is_set():
             polled = time.perf_counter()
             batches = consumer.poll(timeout_ms=500, max_records=settings.batch_size)
             records: list[Record] = [record for batch in batches.values() for record in batch]
-            if records and ingestor.totals.first_record_at is None:
+            if not records:  # an idle poll (or the group join) is not consume time
+                quiet_polls += 1
+                if until_idle and quiet_polls >= 2 and kafka.caught_up(consumer):
+                    break
+                continue
+            quiet_polls = 0
+            seconds["consume"] += time.perf_counter() - polled
+            if ingestor.totals.first_record_at is None:
                 ingestor.totals.first_record_at = polled
-            if records:  # waiting in an idle poll (or for the group join) is not consume time
-                seconds["consume"] += time.perf_counter() - polled
-            if records:
-                ingestor.handle(records)
-                committing = time.perf_counter()
-                kafka.commit(consumer, records)
-                ingestor.totals.last_commit_at = time.perf_counter()
-                seconds["commit"] += ingestor.totals.last_commit_at - committing
-            elif until_idle and kafka.caught_up(consumer):
-                break
+            ingestor.handle(records)
+            committing = time.perf_counter()
+            kafka.commit(consumer, records)
+            ingestor.totals.last_commit_at = time.perf_counter()
+            seconds["commit"] += ingestor.totals.last_commit_at - committing
     finally:
         consumer.close(autocommit=False)
         producer.close()

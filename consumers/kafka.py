@@ -100,7 +100,11 @@ def commit(consumer: KafkaConsumer, records: list[Record]) -> None:
 
 
 def caught_up(consumer: KafkaConsumer) -> bool:
-    """True once the consumer has partitions and has read each of them to its end."""
+    """True once the consumer has partitions and has read each of them to its end.
+
+    Tansu can under-report a partition's end offset (see `read_all`), so callers also wait for
+    polls that return nothing before trusting this.
+    """
     assigned = consumer.assignment()
     if not assigned:
         return False
@@ -115,16 +119,22 @@ def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:
     )
 
 
-def topic_size(bootstrap: str, topic: str) -> int:
-    """How many records a topic holds (end minus beginning offsets, over its partitions)."""
+def read_all(bootstrap: str, topic: str, quiet_ms: int = 1000) -> list[Any]:
+    """Every record of `topic`, read from the beginning until the broker has nothing more to give.
+
+    Not bounded by end offsets: Tansu reports a partition's end as the last batch's base offset + 1,
+    which undercounts whenever that batch holds more than one record.
+    """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return 0
-        ends = consumer.end_offsets(tps)
-        starts = consumer.beginning_offsets(tps)
-        return sum(ends[tp] - starts[tp] for tp in tps)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        while batches := consumer.poll(timeout_ms=quiet_ms):
+            records.extend(record for batch in batches.values() for record in batch)
+        return records
     finally:
         consumer.close()

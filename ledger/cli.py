@@ -16,6 +16,7 @@ import orjson
 from eventsourcing.persistence import PersistenceError
 
 from consumers import ingest, kafka
+from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import bad_messages, generate
 from ledger import logs, stack
@@ -83,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     ):
         cmd = command(name, handler, text)
         cmd.add_argument("--until-idle", action="store_true", help="process what is there, then exit")
+        if name == "consume":
+            cmd.add_argument(
+                "--processes", type=int, default=1, help="consumer processes in the group (default 1)"
+            )
         if name == "project":
             cmd.add_argument("--rebuild", action="store_true", help="drop the read model and replay")
     subject = command("subject", _subject, "show what the ledger knows about a subject")
@@ -147,10 +152,22 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _consume(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, found = _ledger(settings)
-    totals = ingest.consume(
-        settings, ledger, found.kafka_bootstrap, until_idle=args.until_idle, stop=_stop_on_signal()
-    )
+    found = stack.endpoints(settings)
+    stop = _stop_on_signal()
+    if args.processes == 1:
+        ledger = Ledger(found.database_url)
+        totals = ingest.consume(
+            settings, ledger, found.kafka_bootstrap, until_idle=args.until_idle, stop=stop
+        )
+    else:
+        totals = consume_in_processes(
+            settings,
+            found.database_url,
+            found.kafka_bootstrap,
+            processes=args.processes,
+            until_idle=args.until_idle,
+            stop=stop,
+        )
     print(
         f"received {totals.received}, stored {totals.stored}, "
         f"duplicates {totals.duplicates}, dead-lettered {totals.deadlettered}"
@@ -237,7 +254,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     ledger, found = _ledger(settings)
     tenants = queries.counts(ledger)
-    deadlettered = kafka.topic_size(found.kafka_bootstrap, settings.deadletter_topic)
+    deadlettered = len(kafka.read_all(found.kafka_bootstrap, settings.deadletter_topic))
     if args.json:
         _print_json({"tenants": tenants, "deadlettered": deadlettered})
         return 0

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 _ids = itertools.count(1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -48,23 +46,6 @@ def collected(category: str = "account_contact", system: str = "crm") -> dict[st
         "purposes": ["service"],
         "personal_data": {"phone": "+15550001111"},
     }
-
-
-def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record on partition 0 of `topic`, from the beginning."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        records: list[Any] = []
-        while consumer.position(tp) < end:
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

@@ -56,3 +56,19 @@ def test_sigkill_mid_stream_then_restart_stores_each_event_once(
     assert sorted(ids) == sorted(item["id"] for item in published)
     assert facts is not None and facts[0] == EVENTS
     assert orjson.dumps(published[0])  # the stream was real CloudEvents JSON
+
+
+def test_two_consumer_processes_split_the_stream_and_store_each_event_once(
+    settings: Settings, env: dict[str, str]
+) -> None:
+    """`consume --processes 2` shares the partitions between two processes; nothing is lost or doubled."""
+    assert settings.kafka_bootstrap is not None and settings.database_url is not None
+    count = 3000
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        for n in range(count):
+            publisher.publish(event("acme", f"s{n % 97}", "consent.given", consent(), event_id=f"p{n}"))
+    command = [sys.executable, "-m", "ledger.cli", "consume", "--until-idle", "--processes", "2"]
+    child_env = {**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"}
+    result = subprocess.run(command, env=child_env, capture_output=True, text=True, timeout=180, check=True)
+    assert f"stored {count}, duplicates 0" in result.stdout
+    assert _stored(settings.database_url) == count

@@ -4,12 +4,13 @@ import orjson
 import pytest
 
 from consumers.ingest import consume
+from consumers.kafka import read_all
 from consumers.publisher import Publisher
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
 from projections.projector import Projector
-from tests.helpers import collected, consent, event, read_topic
+from tests.helpers import collected, consent, event
 
 pytestmark = pytest.mark.services
 
@@ -72,7 +73,7 @@ def test_bad_messages_are_deadlettered_between_good_ones(settings: Settings, led
     _ingest(settings, ledger)
 
     assert ledger.writer.counts() == {"acme": 5}
-    letters = read_topic(settings.kafka_bootstrap, settings.deadletter_topic)
+    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
     assert [letter.value for letter in letters] == bad
     reasons = [dict(letter.headers)["reason"].decode() for letter in letters]
     assert "not valid JSON" in reasons[0]
