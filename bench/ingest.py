@@ -4,7 +4,8 @@
 
 Runs on the embedded stack (`consent-ledger up`, started if needed) or on the external services
 named by LEDGER_DATABASE_URL / LEDGER_KAFKA_BOOTSTRAP, in a fresh database and fresh topics. Prints:
-the ledger's end-to-end ingest rate and where its time went; the eventsourcing library's own batched
+the ledger's end-to-end ingest rate with one consumer and where its time went, then with two
+consumer processes; the eventsourcing library's own batched
 `Application.save` rate (500 aggregates a call) for the same facts; a raw binary COPY of the same
 stored rows into a plain table (the PostgreSQL ceiling); and the raw consume rates of kafka-python
 and confluent-kafka on the same topic (the client ceiling). Never run by CI.
@@ -12,6 +13,8 @@ and confluent-kafka on the same topic (the client ceiling). Never run by CI.
 
 import argparse
 import itertools
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,9 +30,11 @@ from kafka import KafkaConsumer
 from psycopg.conninfo import make_conninfo
 
 from consumers.ingest import consume
+from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import generate
 from ledger import logs, stack
+from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact, postgres_env
 from ledger.subject import FACT_CLASSES, Subject
@@ -55,6 +60,11 @@ def main() -> None:
         )
         logs.configure(settings)
         _run(settings, found.kafka_bootstrap, url, args.events)
+        with _fresh_database(found.database_url) as second:
+            print()
+            _run_processes(
+                replace(settings, consumer_group=f"bench-2-{tag}"), found.kafka_bootstrap, second, 2
+            )
 
 
 def _run(settings: Settings, bootstrap: str, url: str, count: int) -> None:
@@ -95,6 +105,18 @@ def _run(settings: Settings, bootstrap: str, url: str, count: int) -> None:
     for stage, seconds in totals.seconds.items():
         print(f"  {stage:<9} {seconds:7.2f} s  {100 * seconds / active:5.1f} %")
     print(f"stored {totals.stored}, duplicates {totals.duplicates}, dead-lettered {totals.deadlettered}")
+
+
+def _run_processes(settings: Settings, bootstrap: str, url: str, processes: int) -> None:
+    Ledger(url).close()  # create the schema once, before the processes race to it
+    totals = consume_in_processes(
+        settings, url, bootstrap, processes=processes, until_idle=True, stop=threading.Event()
+    )
+    rate = totals.stored / totals.active_seconds
+    print(f"{f'ledger ingest, {processes} consumer processes':<48} {rate:>10,.0f} events/s")
+    print(
+        f"  (same topic, fresh database and group; {totals.stored} stored in {totals.active_seconds:.2f} s)"
+    )
 
 
 @contextmanager
@@ -245,4 +267,7 @@ def _copy_rate(url: str) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LedgerError as error:
+        sys.exit(f"bench: error: {error}")
