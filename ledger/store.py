@@ -58,8 +58,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, event_id text NOT NULL, "
-                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
-                "PRIMARY KEY (tenant, event_id))"
+                "originator_id uuid NOT NULL, PRIMARY KEY (tenant, event_id))"
             ).format(self.receipts)
         )
 
@@ -78,15 +77,17 @@ class LedgerRecorder(PostgresApplicationRecorder):
             self._lock_table(curs)
             yield curs
 
-    def seen(self, curs: psycopg.Cursor[DictRow], keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (tenant, event id) pairs are already stored."""
+    def claim(
+        self, curs: psycopg.Cursor[DictRow], keys: Sequence[tuple[str, str, UUID]]
+    ) -> set[tuple[str, str]]:
+        """Record a receipt for each (tenant, event id, aggregate id); return the pairs that were new."""
         curs.execute(
             SQL(
-                "SELECT r.tenant, r.event_id FROM {} r "
-                "JOIN unnest(%b::text[], %b::text[]) AS k(tenant, event_id) "
-                "ON r.tenant = k.tenant AND r.event_id = k.event_id"
+                "INSERT INTO {} (tenant, event_id, originator_id) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[]) "
+                "ON CONFLICT DO NOTHING RETURNING tenant, event_id"
             ).format(self.receipts),
-            ([k[0] for k in keys], [k[1] for k in keys]),
+            tuple(list(column) for column in zip(*keys, strict=True)),
         )
         return {(row["tenant"], row["event_id"]) for row in curs.fetchall()}
 
@@ -101,13 +102,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         )
         return {row["id"]: row["v"] for row in curs.fetchall() if row["v"] is not None}
 
-    def store(
-        self,
-        curs: psycopg.Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        receipts: Sequence[tuple[str, str, UUID, int]],
-    ) -> None:
-        """Insert the events and their receipts, in the open transaction.
+    def store(self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
+        """Insert the events in the open transaction.
 
         The rows go into the library's own event table, but by binary COPY: the library's insert
         (an array of composites, dumped as text) spends more time in Python than PostgreSQL does.
@@ -121,13 +117,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
             copy.set_types(["uuid", "int8", "text", "bytea"])
             for event in stored_events:
                 copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (tenant, event_id, originator_id, originator_version) "
-                "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bigint[])"
-            ).format(self.receipts),
-            tuple(list(column) for column in zip(*receipts, strict=True)),
-        )
 
     def counts(self) -> dict[str, int]:
         """Stored facts per tenant."""
@@ -165,14 +154,13 @@ class Ledger(Application[UUID]):
         batch = list({(f.tenant, f.event_id): f for f in reversed(facts)}.values())[::-1]
         if not batch:
             return AppendResult(0, len(facts))
+        ids = {key: subject_id(*key) for key in {(f.tenant, f.subject) for f in batch}}
         with self.writer.writing() as curs:
-            seen = self.writer.seen(curs, [(f.tenant, f.event_id) for f in batch])
-            fresh = [f for f in batch if (f.tenant, f.event_id) not in seen]
+            new = self.writer.claim(curs, [(f.tenant, f.event_id, ids[(f.tenant, f.subject)]) for f in batch])
+            fresh = [f for f in batch if (f.tenant, f.event_id) in new]
             if fresh:
-                ids = {key: subject_id(*key) for key in {(f.tenant, f.subject) for f in fresh}}
-                heads = self.writer.heads(curs, list(ids.values()))
-                stored, receipts = self._encode(fresh, ids, heads)
-                self.writer.store(curs, stored, receipts)
+                heads = self.writer.heads(curs, list({ids[(f.tenant, f.subject)] for f in fresh}))
+                self.writer.store(curs, self._encode(fresh, ids, heads))
         return AppendResult(len(fresh), len(facts) - len(fresh))
 
     def _encode(
@@ -180,10 +168,9 @@ class Ledger(Application[UUID]):
         facts: Sequence[RecordFact],
         ids: dict[tuple[str, str], UUID],
         heads: dict[UUID, int],
-    ) -> tuple[list[StoredEvent], list[tuple[str, str, UUID, int]]]:
+    ) -> list[StoredEvent]:
         now = datetime.now(UTC)
         stored: list[StoredEvent] = []
-        receipts: list[tuple[str, str, UUID, int]] = []
         subject_topic = get_topic(Subject)
         for fact in facts:
             originator_id = ids[(fact.tenant, fact.subject)]
@@ -213,9 +200,8 @@ class Ledger(Application[UUID]):
                 origin=fact.origin,
             )
             stored.append(self.mapper.to_stored_event(event))
-            receipts.append((fact.tenant, fact.event_id, originator_id, version))
             heads[originator_id] = version
-        return stored, receipts
+        return stored
 
     def subject(self, tenant: str, subject: str) -> Subject:
         """The subject aggregate, rebuilt from its stored events."""
