@@ -69,6 +69,13 @@ class Totals:
     first_record_at: float | None = None
     last_commit_at: float | None = None
 
+    def summary(self) -> str:
+        """The counts, as one line for a person."""
+        return (
+            f"received {self.received}, stored {self.stored}, "
+            f"duplicates {self.duplicates}, dead-lettered {self.deadlettered}"
+        )
+
     @property
     def active_seconds(self) -> float:
         """From the first record received to the last offset commit (excludes the group join)."""

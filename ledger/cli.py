@@ -168,10 +168,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
             until_idle=args.until_idle,
             stop=stop,
         )
-    print(
-        f"received {totals.received}, stored {totals.stored}, "
-        f"duplicates {totals.duplicates}, dead-lettered {totals.deadlettered}"
-    )
+    print(totals.summary())
     return 0
 
 
@@ -202,10 +199,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         stop.set()
         worker.join()
         progress = projector.run(until_idle=True)
-    print(
-        f"stored {totals.stored}, duplicates {totals.duplicates}, "
-        f"dead-lettered {totals.deadlettered}, projected {progress.applied}"
-    )
+    print(f"{totals.summary()}, projected {progress.applied}")
     return 0
 
 
