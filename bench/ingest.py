@@ -4,8 +4,9 @@
 
 Runs on the embedded stack (`consent-ledger up`, started if needed) or on the external services
 named by LEDGER_DATABASE_URL / LEDGER_KAFKA_BOOTSTRAP, in a fresh database and fresh topics. Prints:
-the ledger's end-to-end ingest rate with one consumer and where its time went, then with two
-consumer processes; the eventsourcing library's own batched
+the ledger's end-to-end ingest rate with one consumer and where its time went, with two
+consumer processes, and with one consumer that neither seals personal data nor chains hashes (the
+cost of crypto-shredding and tamper evidence); the eventsourcing library's own batched
 `Application.save` rate (500 aggregates a call) for the same facts; a raw binary COPY of the same
 stored rows into a plain table (the PostgreSQL ceiling); and the raw consume rates of kafka-python
 and confluent-kafka on the same topic (the client ceiling). Never run by CI.
@@ -34,6 +35,7 @@ from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import generate
 from ledger import logs, stack
+from ledger.crypto import MasterKey
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact, postgres_env
@@ -47,27 +49,20 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings.from_env()
     found = stack.up(base)
-    with _fresh_database(found.database_url) as url:
-        tag = uuid.uuid4().hex[:8]
-        settings = replace(
-            base,
-            database_url=url,
-            kafka_bootstrap=found.kafka_bootstrap,
-            events_topic=f"bench-events-{tag}",
-            deadletter_topic=f"bench-dead-{tag}",
-            consumer_group=f"bench-{tag}",
-            log_level="warning",
-        )
-        logs.configure(settings)
-        _run(settings, found.kafka_bootstrap, url, args.events)
-        with _fresh_database(found.database_url) as second:
-            print()
-            _run_processes(
-                replace(settings, consumer_group=f"bench-2-{tag}"), found.kafka_bootstrap, second, 2
-            )
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(
+        base,
+        kafka_bootstrap=found.kafka_bootstrap,
+        events_topic=f"bench-events-{tag}",
+        deadletter_topic=f"bench-dead-{tag}",
+        consumer_group=f"bench-{tag}",
+        log_level="warning",
+    )
+    logs.configure(settings)
+    _run(settings, found.kafka_bootstrap, found.database_url, args.events)
 
 
-def _run(settings: Settings, bootstrap: str, url: str, count: int) -> None:
+def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> None:
     events = list(itertools.islice(generate(tenants=4, subjects=count), count))
     size = sum(len(orjson.dumps(e)) for e in events) / len(events)
     print(f"{len(events)} events, {size:.0f} bytes each on average, {settings.topic_partitions} partitions")
@@ -80,43 +75,59 @@ def _run(settings: Settings, bootstrap: str, url: str, count: int) -> None:
 
     raw_kafka_python = _kafka_python_rate(bootstrap, settings.events_topic, len(events))
     raw_confluent = _confluent_rate(bootstrap, settings.events_topic, len(events))
+    key = MasterKey.generate()
 
-    ledger = Ledger(url)
-    totals = consume(settings, ledger, bootstrap, until_idle=True)
-    ingest = totals.stored / totals.active_seconds
-    save = _library_save_rate(url, ledger, events)
-    copy = _copy_rate(url)
-    ledger.close()
+    with _fresh_database(server_url) as url:
+        ledger = Ledger(url, key)
+        totals = consume(
+            replace(settings, consumer_group=f"{settings.consumer_group}-1"),
+            ledger,
+            bootstrap,
+            until_idle=True,
+        )
+        ingest = totals.stored / totals.active_seconds
+        save = _library_save_rate(url, events)
+        copy = _copy_rate(url)
+        ledger.close()
+    with _fresh_database(server_url) as url:
+        bare = consume(
+            replace(settings, consumer_group=f"{settings.consumer_group}-0"),
+            Ledger(url, None),
+            bootstrap,
+            until_idle=True,
+        )
+        unprotected = bare.stored / bare.active_seconds
+    with _fresh_database(server_url) as url:
+        Ledger(url, key).close()  # create the schema once, before the processes race to it
+        group = replace(settings, consumer_group=f"{settings.consumer_group}-2")
+        two = consume_in_processes(
+            group, url, bootstrap, key, processes=2, until_idle=True, stop=threading.Event()
+        )
+        parallel = two.stored / two.active_seconds
 
     print()
-    print(f"{'publish (kafka-python producer, validated)':<48} {produce:>10,.0f} events/s")
-    print(f"{'raw consume, kafka-python (tuned)':<48} {raw_kafka_python:>10,.0f} msg/s")
-    print(f"{'raw consume, confluent-kafka (librdkafka)':<48} {raw_confluent:>10,.0f} msg/s")
-    print(f"{'ledger ingest, Kafka -> event store':<48} {ingest:>10,.0f} events/s")
-    print(f"{'eventsourcing Application.save, 500 aggregates':<48} {save:>10,.0f} events/s")
-    print(f"{'PostgreSQL binary COPY of the same rows':<48} {copy:>10,.0f} rows/s")
+    print(f"{'publish (kafka-python producer, validated)':<50} {produce:>10,.0f} events/s")
+    print(f"{'raw consume, kafka-python (tuned)':<50} {raw_kafka_python:>10,.0f} msg/s")
+    print(f"{'raw consume, confluent-kafka (librdkafka)':<50} {raw_confluent:>10,.0f} msg/s")
+    print(f"{'ledger ingest, 1 consumer':<50} {ingest:>10,.0f} events/s")
+    print(f"{'ledger ingest, 2 consumer processes':<50} {parallel:>10,.0f} events/s")
+    print(f"{'ledger ingest, 1 consumer, no sealing or chaining':<50} {unprotected:>10,.0f} events/s")
+    print(f"{'eventsourcing Application.save, 500 aggregates':<50} {save:>10,.0f} events/s")
+    print(f"{'PostgreSQL binary COPY of the same rows':<50} {copy:>10,.0f} rows/s")
     print()
-    print(f"ingest / library save      {ingest / save:6.2f}x  (target >= 2x)")
-    print(f"ingest / COPY ceiling      {ingest / copy:6.2f}x  (on the way to 0.5x)")
-    print(f"ingest / raw kafka-python  {ingest / raw_kafka_python:6.2f}x  (1.0x = the client caps ingest)")
+    print(f"ingest / library save          {ingest / save:6.2f}x  (target >= 2x)")
+    print(f"2 processes / library save     {parallel / save:6.2f}x")
+    print(f"ingest / COPY ceiling          {ingest / copy:6.2f}x  (on the way to 0.5x)")
+    print(
+        f"ingest / raw kafka-python      {ingest / raw_kafka_python:6.2f}x  (1.0x = the client caps ingest)"
+    )
+    print(f"cost of sealing + chaining     {100 * (1 - ingest / unprotected):5.1f} %  (target < 25 %)")
     print()
     active = totals.active_seconds
-    print(f"where ingest time went ({active:.2f} s from first record to last commit):")
+    print(f"where ingest time went, 1 consumer ({active:.2f} s from first record to last commit):")
     for stage, seconds in totals.seconds.items():
         print(f"  {stage:<9} {seconds:7.2f} s  {100 * seconds / active:5.1f} %")
-    print(f"stored {totals.stored}, duplicates {totals.duplicates}, dead-lettered {totals.deadlettered}")
-
-
-def _run_processes(settings: Settings, bootstrap: str, url: str, processes: int) -> None:
-    Ledger(url).close()  # create the schema once, before the processes race to it
-    totals = consume_in_processes(
-        settings, url, bootstrap, processes=processes, until_idle=True, stop=threading.Event()
-    )
-    rate = totals.stored / totals.active_seconds
-    print(f"{f'ledger ingest, {processes} consumer processes':<48} {rate:>10,.0f} events/s")
-    print(
-        f"  (same topic, fresh database and group; {totals.stored} stored in {totals.active_seconds:.2f} s)"
-    )
+    print(totals.summary())
 
 
 @contextmanager
@@ -193,7 +204,7 @@ class _LibrarySave(Application[uuid.UUID]):
     name = "LibrarySave"
 
 
-def _library_save_rate(url: str, ledger: Ledger, events: list[dict[str, Any]]) -> float:
+def _library_save_rate(url: str, events: list[dict[str, Any]]) -> float:
     """The same facts recorded through the library's aggregate API and `save`, 500 aggregates a call."""
     env = {k: v for k, v in postgres_env(url).items() if k != "APPLICATION_RECORDER_TOPIC"}
     # The library's pipelined insert stalls (client and server both waiting) on batches this large
@@ -218,7 +229,10 @@ def _library_save_rate(url: str, ledger: Ledger, events: list[dict[str, Any]]) -
                 occurred_at=fact.occurred_at,
                 schema_version=1,
                 data=fact.data,
+                sealed=None,
+                key_id=None,
                 origin=fact.origin,
+                previous_hash="",
             )
         pending.append(aggregate)
         if len(pending) == 500:
@@ -243,6 +257,7 @@ def _fact(item: dict[str, Any]) -> RecordFact:
         occurred_at=datetime.fromisoformat(item["time"]),
         schema_version=1,
         data=item["data"],
+        personal={},
         origin="bench",
     )
 

@@ -35,6 +35,7 @@ class CloudEvent:
     source: str
     time: datetime
     data: dict[str, Any]
+    personal: dict[str, Any]
     schema_version: int
 
     @property
@@ -57,6 +58,15 @@ class Contract:
             (name, version): jsonschema_rs.validator_for(schemas.load(name, version), registry=registry)
             for name, versions in self.versions.items()
             for version in versions
+        }
+        # Fields a schema marks `"x-personal": true` travel sealed; everything else is plain fact.
+        self.personal_fields = {
+            key: frozenset(
+                field
+                for field, rule in schemas.load(*key)["properties"].items()
+                if rule.get("x-personal") is True
+            )
+            for key in self.validators
         }
 
     def parse(self, raw: bytes | None) -> CloudEvent:
@@ -84,6 +94,7 @@ class Contract:
         version = self._version(event_type, document.get("dataschema"), versions)
         data = document["data"]
         _validate(self.validators[(event_type, version)], data, f"{event_type} v{version}: data")
+        personal_fields = self.personal_fields[(event_type, version)]
         return CloudEvent(
             id=document["id"],
             tenant=document["tenant"],
@@ -91,7 +102,8 @@ class Contract:
             type=event_type,
             source=document["source"],
             time=_parse_time(document["time"]),
-            data=data,
+            data={key: value for key, value in data.items() if key not in personal_fields},
+            personal={key: value for key, value in data.items() if key in personal_fields},
             schema_version=version,
         )
 

@@ -49,6 +49,7 @@ def triage(records: Sequence[Record], contract: Contract) -> Triage:
                 occurred_at=event.time,
                 schema_version=event.schema_version,
                 data=event.data,
+                personal=event.personal,
                 origin=f"{record.topic}/{record.partition}/{record.offset}",
             )
         )

@@ -9,10 +9,12 @@ import multiprocessing
 import queue
 import signal
 import threading
+from dataclasses import dataclass
 from multiprocessing.queues import Queue
 
 from consumers.ingest import Totals, consume
 from ledger import logs
+from ledger.crypto import MasterKey
 from ledger.errors import LedgerError, UsageError
 from ledger.settings import Settings
 from ledger.store import Ledger
@@ -22,6 +24,7 @@ def consume_in_processes(
     settings: Settings,
     database_url: str,
     bootstrap: str,
+    key: MasterKey,
     *,
     processes: int,
     until_idle: bool,
@@ -37,7 +40,9 @@ def consume_in_processes(
     results: Queue[Totals | str] = context.Queue()
     workers = [
         context.Process(
-            target=_worker, args=(settings, database_url, bootstrap, until_idle, results), daemon=True
+            target=_worker,
+            args=(_Job(settings, database_url, bootstrap, key, until_idle), results),
+            daemon=True,
         )
         for _ in range(processes)
     ]
@@ -61,17 +66,24 @@ def consume_in_processes(
     return _combine([item for item in collected if isinstance(item, Totals)])
 
 
-def _worker(
-    settings: Settings, database_url: str, bootstrap: str, until_idle: bool, results: "Queue[Totals | str]"
-) -> None:
+@dataclass(frozen=True)
+class _Job:
+    settings: Settings
+    database_url: str
+    bootstrap: str
+    key: MasterKey
+    until_idle: bool
+
+
+def _worker(job: _Job, results: "Queue[Totals | str]") -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    logs.configure(settings)
+    logs.configure(job.settings)
     try:
-        ledger = Ledger(database_url)
+        ledger = Ledger(job.database_url, job.key)
         try:
-            results.put(consume(settings, ledger, bootstrap, until_idle=until_idle, stop=stop))
+            results.put(consume(job.settings, ledger, job.bootstrap, until_idle=job.until_idle, stop=stop))
         finally:
             ledger.close()
     except LedgerError as error:

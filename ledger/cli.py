@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import bad_messages, generate
 from ledger import logs, stack
-from ledger.errors import LedgerError, UsageError
+from ledger.audit import verify
+from ledger.checkpoints import Checkpointer
+from ledger.crypto import MasterKey, master_key
+from ledger.errors import ErasureRefused, LedgerError, UsageError
+from ledger.history import history
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -100,6 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--purpose", required=True, choices=PURPOSES)
     check.add_argument("--channel", required=True, choices=CHANNELS)
     check.add_argument("--json", action="store_true", help="print JSON")
+    erase = command("erase", _erase, "crypto-shred a subject by hand (refused while a legal hold stands)")
+    erase.add_argument("tenant")
+    erase.add_argument("subject")
+    erase.add_argument("--reason", required=True, help="why (recorded; put no personal data in it)")
+    hist = command("history", _history, "every event of a subject, personal values opened unless erased")
+    hist.add_argument("tenant")
+    hist.add_argument("subject")
+    hist.add_argument("--json", action="store_true", help="print JSON")
+    command("verify", _verify, "recompute every hash chain and checkpoint; exit 1 on any break").add_argument(
+        "--json", action="store_true", help="print JSON"
+    )
+    command("checkpoint", _checkpoint, "record a signed checkpoint of the log now")
+    rotate = command("rotate-key", _rotate_key, "re-wrap every data key under a new master key")
+    rotate.add_argument("--new-key-file", type=Path, required=True, help="file holding the new key (base64)")
     command("stats", _stats, "count stored events, subjects and dead letters").add_argument(
         "--json", action="store_true", help="print JSON"
     )
@@ -113,9 +132,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    _start(settings)
+    return _status(argparse.Namespace(json=False), settings)
+
+
+def _start(settings: Settings) -> stack.Endpoints:
+    """Start the stack, create the topics and, on first start, the embedded master key."""
     found = stack.up(settings)
     kafka.ensure_topics(found.kafka_bootstrap, settings)
-    return _status(argparse.Namespace(json=False), settings)
+    _, created = master_key(settings, create=True)
+    if created:
+        print(
+            f"generated a master key at {created}: back it up; without it no personal data "
+            "in the ledger can be read"
+        )
+    return found
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,7 +169,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ledger(settings: Settings) -> tuple[Ledger, stack.Endpoints]:
     found = stack.endpoints(settings)
-    return Ledger(found.database_url), found
+    return Ledger(found.database_url, master_key(settings, create=False)[0]), found
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,8 +185,9 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 def _consume(args: argparse.Namespace, settings: Settings) -> int:
     found = stack.endpoints(settings)
     stop = _stop_on_signal()
+    key = master_key(settings, create=False)[0]
     if args.processes == 1:
-        ledger = Ledger(found.database_url)
+        ledger = Ledger(found.database_url, key)
         totals = ingest.consume(
             settings, ledger, found.kafka_bootstrap, until_idle=args.until_idle, stop=stop
         )
@@ -164,6 +196,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             found.database_url,
             found.kafka_bootstrap,
+            key,
             processes=args.processes,
             until_idle=args.until_idle,
             stop=stop,
@@ -174,7 +207,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    projector = Projector(ledger, settings.projection_page)
+    projector = _projector(ledger, settings)
     if args.rebuild:
         projector.reset()
     progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal())
@@ -183,9 +216,9 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    found = stack.up(settings)
-    ledger = Ledger(found.database_url)
-    projector = Projector(ledger, settings.projection_page)
+    found = _start(settings)
+    ledger = Ledger(found.database_url, master_key(settings, create=False)[0])
+    projector = _projector(ledger, settings)
     stop = _stop_on_signal()
     if args.until_idle:
         totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=True, stop=stop)
@@ -200,6 +233,94 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         worker.join()
         progress = projector.run(until_idle=True)
     print(f"{totals.summary()}, projected {progress.applied}")
+    return 0
+
+
+def _projector(ledger: Ledger, settings: Settings) -> Projector:
+    return Projector(ledger, settings.projection_page, _checkpointer(ledger, settings))
+
+
+def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
+    key = master_key(settings, create=False)[0].derive("checkpoint")
+    return Checkpointer(ledger, key, settings.checkpoint_every)
+
+
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    try:
+        erased = ledger.erase(args.tenant, args.subject, args.reason, only_if_due=False)
+    except ErasureRefused as refused:
+        print(f"refused: {refused}")
+        return 1
+    if erased is None:
+        print(f"subject {args.subject} of tenant {args.tenant} was already erased; nothing new to destroy")
+    else:
+        print(
+            f"erased subject {args.subject} of tenant {args.tenant}: "
+            f"{len(erased.destroyed_keys)} data key(s) destroyed"
+        )
+    return 0
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    entries = history(ledger, args.tenant, args.subject)
+    if args.json:
+        _print_json([queries.plain(asdict(entry)) for entry in entries])
+        return 0
+    for entry in entries:
+        when = "" if entry.occurred_at is None else f"happened {queries.plain(entry.occurred_at)}, "
+        print(f"v{entry.version} {entry.type} ({when}recorded {queries.plain(entry.recorded_at)})")
+        print(f"    source {entry.source}, event {entry.event_id}, from {entry.origin}")
+        print(f"    data {json.dumps(entry.data, default=str)}")
+        if entry.personal is not None:
+            personal = entry.personal if isinstance(entry.personal, str) else json.dumps(entry.personal)
+            print(f"    personal {personal}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    report = verify(ledger, master_key(settings, create=False)[0].derive("checkpoint"))
+    if args.json:
+        _print_json({**asdict(report), "ok": report.ok})
+    else:
+        for found in report.breaks:
+            print(found.line())
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    written = _checkpointer(ledger, settings).step(force=True)
+    if not written:
+        print("nothing new to checkpoint")
+        return 0
+    last = written[-1]
+    print(
+        f"checkpoint at position {last.position}: {last.events} events, "
+        f"running hash {last.running_hash.hex()}"
+    )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    try:
+        new = MasterKey.parse(args.new_key_file.read_text(), str(args.new_key_file))
+    except OSError as error:
+        raise UsageError(f"cannot read {args.new_key_file}: {error.strerror}") from None
+    count = ledger.rewrap_keys(new)
+    print(f"re-wrapped {count} data key(s) under master key {new.key_id}")
+    embedded = settings.home / "master.key"
+    if not settings.master_key and not settings.master_key_file:
+        embedded.replace(settings.home / "master.key.previous")
+        embedded.write_text(new.text() + "\n")
+        embedded.chmod(0o600)
+        print(f"{embedded} now holds the new key (the old one is in master.key.previous)")
+    else:
+        print("now point LEDGER_MASTER_KEY / LEDGER_MASTER_KEY_FILE at the new key")
     return 0
 
 
@@ -226,6 +347,7 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     _section("deletion requests", document["deletion_requests"],
              "{request_id}: {status}, categories {categories}, requested {requested_at}")  # fmt: skip
     _section("legal holds", document["legal_holds"], "{hold_id}: {reason}, since {placed_at}")
+    _section("violations", document["violations"], "{time} {category} in {system}: {reason} ({event_id})")
     return 0
 
 

@@ -19,3 +19,7 @@ class UnknownSubject(LedgerError):
 
 class ServiceUnavailable(LedgerError):
     """PostgreSQL or the Kafka broker cannot be reached or started."""
+
+
+class ErasureRefused(LedgerError):
+    """Erasure is not allowed now (a legal hold stands); the CLI answers "no" with exit code 1."""

@@ -27,6 +27,9 @@ class Settings:
     projection_page: int
     log_level: str
     log_format: str
+    master_key: str | None
+    master_key_file: Path | None
+    checkpoint_every: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -47,7 +50,14 @@ class Settings:
             projection_page=reader.integer("PROJECTION_PAGE", 2000, low=1, high=100_000),
             log_level=reader.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=reader.choice("LOG_FORMAT", "json", ("json", "console")),
+            master_key=reader.optional("MASTER_KEY"),
+            master_key_file=_path(reader.optional("MASTER_KEY_FILE")),
+            checkpoint_every=reader.integer("CHECKPOINT_EVERY", 10_000, low=1, high=10**9),
         )
+
+
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text).absolute()
 
 
 class _Reader:

@@ -88,6 +88,17 @@ class LegalHold:
 
 
 @dataclass
+class Violation:
+    """Data collected where the ledger says it must not be: after erasure or a completed deletion."""
+
+    event_id: str
+    category: str
+    system: str
+    time: datetime
+    reason: str
+
+
+@dataclass
 class SubjectState:
     """Everything the ledger currently knows about one subject of one tenant."""
 
@@ -103,6 +114,7 @@ class SubjectState:
     shares: dict[str, Share] = field(default_factory=dict)
     deletion_requests: dict[str, DeletionRequest] = field(default_factory=dict)
     legal_holds: dict[str, LegalHold] = field(default_factory=dict)
+    violations: dict[str, Violation] = field(default_factory=dict)
 
 
 def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -116,7 +128,32 @@ def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data
     _RULES[kind](state, event_id, at, data)
 
 
+def apply_erasure(state: SubjectState, at: datetime) -> None:
+    """The subject's data keys were destroyed at `at`."""
+    state.erased = True
+    state.erased_at = at
+
+
+def erasure_due(state: SubjectState) -> DeletionRequest | None:
+    """The verified request for everything that makes erasure due now, if any.
+
+    Due once every system holding data has confirmed deletion (the request is completed) and no
+    legal hold stands; a request completed after an earlier erasure makes it due again (data
+    collected since then lives under a new key).
+    """
+    if state.legal_holds:
+        return None
+    for request in state.deletion_requests.values():
+        completed = request.completed_at
+        if not request.verified or request.categories is not None or completed is None:
+            continue
+        if state.erased_at is None or completed > state.erased_at:
+            return request
+    return None
+
+
 def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    _flag_violation(state, event_id, at, data)
     key = (data["category"], data["system"])
     holding = state.holdings.get(key)
     if holding is None:
@@ -140,6 +177,18 @@ def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str,
         holding.role = data.get("role", holding.role)
         holding.jurisdiction = data.get("jurisdiction", holding.jurisdiction)
         holding.status = HELD
+
+
+def _flag_violation(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    reason = None
+    if state.erased_at is not None and at > state.erased_at:
+        reason = f"collected after the subject was erased at {state.erased_at.isoformat()}"
+    for request in state.deletion_requests.values():
+        covered = request.categories is None or data["category"] in request.categories
+        if reason is None and covered and request.completed_at is not None and at > request.completed_at:
+            reason = f"collected after deletion request {request.request_id} was completed"
+    if reason is not None:
+        state.violations[event_id] = Violation(event_id, data["category"], data["system"], at, reason)
 
 
 def _set_consent(
@@ -188,6 +237,7 @@ def _deletion_requested(state: SubjectState, event_id: str, at: datetime, data: 
         completed_at=None,
         event_id=event_id,
     )
+    _complete_requests(state, at)
 
 
 def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -196,6 +246,11 @@ def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: 
         covered = categories is None or holding.category in categories
         if holding.system == data["system"] and covered and holding.last_collected <= at:
             holding.status = DELETED
+    _complete_requests(state, at)
+
+
+def _complete_requests(state: SubjectState, at: datetime) -> None:
+    """Every open request whose categories no system holds any more is completed at `at`."""
     for request in state.deletion_requests.values():
         if request.status == OPEN and not _still_held(state, request.categories):
             request.status = COMPLETED

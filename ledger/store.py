@@ -1,7 +1,9 @@
 """The event store: an eventsourcing application on PostgreSQL that appends facts in batches.
 
 Appends are idempotent by (tenant, event id): a receipts table beside the library's event table
-records every id stored, in the same transaction as the events themselves.
+records every id stored, in the same transaction as the events themselves. Personal fields are
+sealed under the subject's data key (ledger/keys.py) and every event carries the hash of its
+subject's previous event (ledger/chain.py), in that same transaction.
 """
 
 import time
@@ -13,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -20,9 +23,15 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.errors import ConfigError, UnknownSubject
+from ledger.chain import GENESIS, record_hash
+from ledger.crypto import MasterKey, seal
+from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
+from ledger.keys import DataKey, KeyStore
+from ledger.state import erasure_due
 from ledger.subject import FACT_CLASSES, Subject, subject_id
 from ledger.transcoder import OrjsonTranscoder
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +46,16 @@ class RecordFact:
     occurred_at: datetime
     schema_version: int
     data: dict[str, Any]
+    personal: dict[str, Any]
     origin: str
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last stored event of a subject: its version and its record hash."""
+
+    version: int
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -91,16 +109,23 @@ class LedgerRecorder(PostgresApplicationRecorder):
         )
         return {(row["tenant"], row["event_id"]) for row in curs.fetchall()}
 
-    def heads(self, curs: psycopg.Cursor[DictRow], ids: Sequence[UUID]) -> dict[UUID, int]:
-        """The last stored version of each aggregate that has one."""
+    def heads(self, curs: psycopg.Cursor[DictRow], ids: Sequence[UUID]) -> dict[UUID, Head]:
+        """The last stored event of each aggregate that has one."""
         curs.execute(
             SQL(
-                "SELECT id, (SELECT max(originator_version) FROM {} WHERE originator_id = id) AS v "
-                "FROM unnest(%b::uuid[]) AS id"
+                "SELECT id, e.originator_version, e.topic, e.state FROM unnest(%b::uuid[]) AS id "
+                "JOIN LATERAL (SELECT originator_version, topic, state FROM {} WHERE originator_id = id "
+                "ORDER BY originator_version DESC LIMIT 1) e ON true"
             ).format(self.events),
             (list(ids),),
         )
-        return {row["id"]: row["v"] for row in curs.fetchall() if row["v"] is not None}
+        return {
+            row["id"]: Head(
+                row["originator_version"],
+                record_hash(row["id"], row["originator_version"], row["topic"], bytes(row["state"])),
+            )
+            for row in curs.fetchall()
+        }
 
     def store(self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
         """Insert the events in the open transaction.
@@ -130,12 +155,30 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
 
 class Ledger(Application[UUID]):
-    """The event store application: subjects' facts, stored once each, in a total order."""
+    """The event store application: subjects' facts, stored once each, in a total order.
+
+    With no master key (benchmark baselines only), personal fields are dropped, never stored in
+    clear, and events are not chained.
+    """
 
     name = "Ledger"
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, master_key: MasterKey | None) -> None:
         super().__init__(env=postgres_env(database_url))
+        self.master_key = master_key
+        self.keys = (
+            None
+            if master_key is None
+            else KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", master_key)
+        )
+        if self.keys is not None:
+            retry_schema_change(self._create_key_table)
+
+    def _create_key_table(self) -> None:
+        assert self.keys is not None
+        with self.writer.datastore.transaction(commit=True) as curs:
+            for statement in self.keys.create_statements():
+                curs.execute(statement)
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, encoded by orjson (the encoder dominated the append path)."""
@@ -160,22 +203,32 @@ class Ledger(Application[UUID]):
             fresh = [f for f in batch if (f.tenant, f.event_id) in new]
             if fresh:
                 heads = self.writer.heads(curs, list({ids[(f.tenant, f.subject)] for f in fresh}))
-                self.writer.store(curs, self._encode(fresh, ids, heads))
+                keys = self._data_keys(curs, fresh)
+                self.writer.store(curs, self._encode(fresh, ids, heads, keys))
         return AppendResult(len(fresh), len(facts) - len(fresh))
+
+    def _data_keys(
+        self, curs: psycopg.Cursor[DictRow], facts: Sequence[RecordFact]
+    ) -> dict[tuple[str, str], DataKey]:
+        subjects = [(f.tenant, f.subject) for f in facts if f.personal]
+        if self.keys is None or not subjects:
+            return {}
+        return self.keys.active(curs, subjects)
 
     def _encode(
         self,
         facts: Sequence[RecordFact],
         ids: dict[tuple[str, str], UUID],
-        heads: dict[UUID, int],
+        heads: dict[UUID, Head],
+        keys: dict[tuple[str, str], DataKey],
     ) -> list[StoredEvent]:
         now = datetime.now(UTC)
         stored: list[StoredEvent] = []
         subject_topic = get_topic(Subject)
         for fact in facts:
             originator_id = ids[(fact.tenant, fact.subject)]
-            version = heads.get(originator_id, 0) + 1
-            if version == 1:
+            head = heads.get(originator_id)
+            if head is None:
                 registered = Subject.Registered(
                     originator_id=originator_id,
                     originator_version=1,
@@ -184,11 +237,11 @@ class Ledger(Application[UUID]):
                     tenant=fact.tenant,
                     subject=fact.subject,
                 )
-                stored.append(self.mapper.to_stored_event(registered))
-                version = 2
+                head = self._chain(stored, registered)
+            key = keys.get((fact.tenant, fact.subject))
             event = FACT_CLASSES[fact.type](
                 originator_id=originator_id,
-                originator_version=version,
+                originator_version=head.version + 1,
                 timestamp=now,
                 tenant=fact.tenant,
                 subject=fact.subject,
@@ -197,11 +250,74 @@ class Ledger(Application[UUID]):
                 occurred_at=fact.occurred_at,
                 schema_version=fact.schema_version,
                 data=fact.data,
+                sealed=None
+                if key is None
+                else seal(key.secret, fact.personal, seal_context(fact.tenant, fact.subject, fact.event_id)),
+                key_id=None if key is None else str(key.key_id),
                 origin=fact.origin,
+                previous_hash=head.hash,
             )
-            stored.append(self.mapper.to_stored_event(event))
-            heads[originator_id] = version
+            heads[originator_id] = self._chain(stored, event)
         return stored
+
+    def _chain(self, stored: list[StoredEvent], event: Any) -> Head:
+        """Encode `event` onto `stored`; its record hash links the subject's next event to it."""
+        record = self.mapper.to_stored_event(event)
+        stored.append(record)
+        if self.master_key is None:
+            return Head(record.originator_version, GENESIS)
+        version = record.originator_version
+        return Head(version, record_hash(event.originator_id, version, record.topic, record.state))
+
+    def erase(self, tenant: str, subject: str, reason: str, *, only_if_due: bool) -> Subject.Erased | None:
+        """Destroy the subject's data key and record that it happened; None if there was nothing to do.
+
+        Refused while a legal hold stands. With `only_if_due`, acts only when a verified request for
+        everything is completed (the projector's automatic path).
+        """
+        if self.keys is None:
+            raise ConfigError("erasure needs the master key: set LEDGER_MASTER_KEY or LEDGER_MASTER_KEY_FILE")
+        originator_id = subject_id(tenant, subject)
+        with self.writer.writing() as curs:
+            state = self.subject(tenant, subject).state  # read under the write lock: nothing can move
+            if state.legal_holds:
+                hold = next(iter(state.legal_holds.values()))
+                raise ErasureRefused(
+                    f"legal hold {hold.hold_id!r} ({hold.reason}) covers subject {subject!r} of tenant "
+                    f"{tenant!r}: release it (legalhold.released) before erasing"
+                )
+            if only_if_due and erasure_due(state) is None:
+                return None
+            destroyed = self.keys.destroy(curs, tenant, subject)
+            if state.erased and not destroyed:
+                return None
+            head = self.writer.heads(curs, [originator_id])[originator_id]
+            erased = Subject.Erased(
+                originator_id=originator_id,
+                originator_version=head.version + 1,
+                timestamp=datetime.now(UTC),
+                tenant=tenant,
+                subject=subject,
+                reason=reason,
+                destroyed_keys=[str(key_id) for key_id in destroyed],
+                previous_hash=head.hash,
+            )
+            stored: list[StoredEvent] = []
+            self._chain(stored, erased)
+            self.writer.store(curs, stored)
+        log.info("subject.erased", tenant=tenant, subject=subject, keys=len(destroyed))
+        return erased
+
+    def rewrap_keys(self, new: MasterKey) -> int:
+        """Re-wrap every live data key under a new master key, in one transaction."""
+        if self.keys is None:
+            raise ConfigError("key rotation needs the current master key: set LEDGER_MASTER_KEY")
+        with self.writer.datastore.transaction(commit=True) as curs:
+            count = self.keys.rewrap(curs, new)
+        self.master_key = new
+        self.keys = KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", new)
+        log.info("keys.rewrapped", keys=count, kek=new.key_id)
+        return count
 
     def subject(self, tenant: str, subject: str) -> Subject:
         """The subject aggregate, rebuilt from its stored events."""
@@ -209,8 +325,12 @@ class Ledger(Application[UUID]):
             aggregate: Subject = self.repository.get(subject_id(tenant, subject))
         except AggregateNotFoundError:
             raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids") from None
-        assert isinstance(aggregate, Subject)
         return aggregate
+
+
+def seal_context(tenant: str, subject: str, event_id: str) -> str:
+    """What a sealed value is bound to: it opens only as this event of this subject."""
+    return f"personal|{tenant}|{subject}|{event_id}"
 
 
 def retry_schema_change(change: Callable[[], None], attempts: int = 10) -> None:

@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.state import SubjectState, apply_fact
+from ledger.state import SubjectState, apply_erasure, apply_fact
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:consent-ledger:subject")
 
@@ -44,11 +44,28 @@ class Subject(Aggregate):
         occurred_at: datetime
         schema_version: int
         data: dict[str, Any]
+        sealed: str | None  # the personal fields, AES-256-GCM under the data key `key_id`
+        key_id: str | None
         origin: str
+        previous_hash: str
 
         def apply(self, aggregate: "Aggregate") -> None:
             assert isinstance(aggregate, Subject)
             apply_fact(aggregate.state, self.wire_type, self.event_id, self.occurred_at, self.data)
+
+    @dataclass(frozen=True)
+    class Erased(Aggregate.Event):
+        """The subject's data keys were destroyed: every personal value recorded so far is gone."""
+
+        tenant: str
+        subject: str
+        reason: str
+        destroyed_keys: list[str]
+        previous_hash: str
+
+        def apply(self, aggregate: "Aggregate") -> None:
+            assert isinstance(aggregate, Subject)
+            apply_erasure(aggregate.state, self.timestamp)
 
     class DataCollected(FactRecorded):
         wire_type = "data.collected"

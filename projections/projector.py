@@ -6,12 +6,15 @@ where the last committed page ended and a rebuild from zero produces the same ta
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
 from psycopg.sql import SQL
 
-from ledger.state import SubjectState, apply_fact
+from ledger.checkpoints import Checkpointer
+from ledger.errors import ErasureRefused
+from ledger.state import SubjectState, apply_erasure, apply_fact, erasure_due
 from ledger.store import Ledger, retry_schema_change
 from ledger.subject import Subject
 from projections import tables
@@ -31,9 +34,10 @@ class Progress:
 class Projector:
     """Applies stored facts to the subject read model, a page per transaction."""
 
-    def __init__(self, ledger: Ledger, page: int) -> None:
+    def __init__(self, ledger: Ledger, page: int, checkpointer: Checkpointer | None = None) -> None:
         self.ledger = ledger
         self.page = page
+        self.checkpointer = checkpointer
         self.datastore = ledger.writer.datastore
         retry_schema_change(self._create)
 
@@ -58,28 +62,45 @@ class Projector:
         )
         if not notifications:
             return 0
-        facts = [
+        events = [
             event
             for event in map(self.ledger.mapper.to_domain_event, notifications)
-            if isinstance(event, Subject.FactRecorded)
+            if isinstance(event, Subject.FactRecorded | Subject.Erased)
         ]
-        keys = list({(fact.tenant, fact.subject) for fact in facts})
+        keys = list({(event.tenant, event.subject) for event in events})
         with self.datastore.transaction(commit=True) as curs:
             if self._position(curs, lock=True) != start:
                 return 0  # another projector applied this page first; read on from its position
             states = tables.load(curs, keys)
-            for fact in facts:
+            for event in events:
                 state = states.setdefault(
-                    (fact.tenant, fact.subject),
-                    SubjectState(tenant=fact.tenant, subject=fact.subject),
+                    (event.tenant, event.subject), SubjectState(tenant=event.tenant, subject=event.subject)
                 )
-                apply_fact(state, fact.wire_type, fact.event_id, fact.occurred_at, fact.data)
+                if isinstance(event, Subject.Erased):
+                    apply_erasure(state, event.timestamp)
+                else:
+                    apply_fact(state, event.wire_type, event.event_id, event.occurred_at, event.data)
             tables.save(curs, states.values())
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
                 (notifications[-1].id, NAME),
             )
+        self._erase_where_due(states.values())
+        if self.checkpointer is not None:
+            self.checkpointer.step()
         return len(notifications)
+
+    def _erase_where_due(self, states: Iterable[SubjectState]) -> None:
+        """Crypto-shred every subject whose verified request for everything is now complete."""
+        for state in states:
+            request = erasure_due(state)
+            if request is None:
+                continue
+            reason = f"verified deletion request {request.request_id} completed"
+            try:
+                self.ledger.erase(state.tenant, state.subject, reason, only_if_due=True)
+            except ErasureRefused as refused:  # a hold placed since this page was read
+                log.info("erasure.refused", tenant=state.tenant, subject=state.subject, reason=str(refused))
 
     def run(self, *, until_idle: bool, stop: threading.Event | None = None) -> Progress:
         """Apply pages until stopped or, with `until_idle`, until the store has nothing new."""

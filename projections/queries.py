@@ -63,30 +63,32 @@ def as_json(state: SubjectState) -> dict[str, Any]:
     """The subject as a JSON-ready document (the `subject --json` contract)."""
 
     def rows(collection: dict[Any, Any]) -> list[dict[str, Any]]:
-        return [_plain(asdict(item)) for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
+        return [plain(asdict(item)) for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
 
     shares = sorted((asdict(s) for s in state.shares.values()), key=lambda s: (s["time"], s["event_id"]))
     return {
         "tenant": state.tenant,
         "subject": state.subject,
         "erased": state.erased,
-        "erased_at": _plain(state.erased_at),
-        "first_seen": _plain(state.first_seen),
-        "last_event_at": _plain(state.last_event_at),
-        "account_closed_at": _plain(state.account_closed_at),
+        "erased_at": plain(state.erased_at),
+        "first_seen": plain(state.first_seen),
+        "last_event_at": plain(state.last_event_at),
+        "account_closed_at": plain(state.account_closed_at),
         "holdings": rows(state.holdings),
         "consent": rows(state.consent),
-        "shares": [_plain(s) for s in shares],
+        "shares": [plain(s) for s in shares],
         "deletion_requests": rows(state.deletion_requests),
         "legal_holds": rows(state.legal_holds),
+        "violations": rows(state.violations),
     }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """Datetimes as RFC 3339 UTC text, recursively; everything else as it is."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value

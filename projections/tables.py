@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.state import Consent, DeletionRequest, Holding, LegalHold, Share, SubjectState
+from ledger.state import Consent, DeletionRequest, Holding, LegalHold, Share, SubjectState, Violation
 
 _SQL_TYPES: dict[object, str] = {
     str: "text",
@@ -59,6 +59,7 @@ PARTS = (
     Part("proj_shares", Share, "shares", ("event_id",)),
     Part("proj_deletion_requests", DeletionRequest, "deletion_requests", ("request_id",)),
     Part("proj_legal_holds", LegalHold, "legal_holds", ("hold_id",)),
+    Part("proj_violations", Violation, "violations", ("event_id",)),
 )
 SUBJECT_COLUMNS = ("first_seen", "last_event_at", "erased", "erased_at", "account_closed_at")
 SUBJECTS = Identifier("proj_subjects")

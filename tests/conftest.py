@@ -10,6 +10,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from ledger import stack
+from ledger.crypto import MasterKey, master_key
 from ledger.settings import Settings
 from ledger.store import Ledger
 
@@ -51,6 +52,7 @@ def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
         "LEDGER_CONSUMER_GROUP": f"group-{tag}",
         "LEDGER_BATCH_SIZE": "500",
         "LEDGER_PROJECTION_PAGE": "300",
+        "LEDGER_MASTER_KEY": MasterKey.generate().text(),
     }
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
@@ -66,6 +68,6 @@ def settings(env: dict[str, str]) -> Settings:
 def ledger(settings: Settings) -> Iterator[Ledger]:
     """The event store application on this test's database."""
     assert settings.database_url is not None
-    app = Ledger(settings.database_url)
+    app = Ledger(settings.database_url, master_key(settings, create=False)[0])
     yield app
     app.close()

@@ -25,6 +25,7 @@ def _fact(
         occurred_at=T0 + timedelta(minutes=minutes),
         schema_version=1,
         data=consent(),
+        personal={},
         origin="events/0/0",
     )
 

@@ -41,11 +41,24 @@ def _events() -> list[DomainEvent]:
             occurred_at=now,
             schema_version=1,
             data={"purposes": ["service"], "verified": True, "nested": {"n": 1.5, "none": None}},
+            sealed="c2VhbGVk",
+            key_id="6b7c8a52-49a5-4bde-9d3a-111111111111",
             origin="ledger.events/0/7",
+            previous_hash="ab" * 32,
         )
         for cls in FACT_CLASSES.values()
     ]
-    return [registered, *facts]
+    erased = Subject.Erased(
+        originator_id=oid,
+        originator_version=3,
+        timestamp=now,
+        tenant="acme",
+        subject="s-1",
+        reason="deletion request r-1 completed",
+        destroyed_keys=["6b7c8a52-49a5-4bde-9d3a-111111111111"],
+        previous_hash="cd" * 32,
+    )
+    return [registered, *facts, erased]
 
 
 @pytest.mark.parametrize("event", _events(), ids=lambda e: type(e).__qualname__)

@@ -1,0 +1,82 @@
+"""A subject's full history, in order, with personal values opened where the key still exists."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ledger.crypto import Unreadable, unseal
+from ledger.store import Ledger, seal_context
+from ledger.subject import Subject, subject_id
+
+ERASED = "erased"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recorded event, both times, and its personal values (or why they cannot be shown)."""
+
+    version: int
+    type: str
+    event_id: str | None
+    occurred_at: datetime | None
+    recorded_at: datetime
+    source: str | None
+    data: dict[str, Any]
+    personal: dict[str, Any] | str | None  # the values, "erased", or None when there were none
+    origin: str | None
+
+
+def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
+    """Every event of the subject (after its registration), oldest first."""
+    ledger.subject(tenant, subject)  # unknown subject -> UnknownSubject
+    if ledger.keys is None:
+        keys: dict[UUID, bytes | None] = {}
+    else:
+        with ledger.writer.datastore.transaction() as curs:
+            keys = ledger.keys.for_subject(curs, tenant, subject)
+    entries = []
+    for event in ledger.events.get(subject_id(tenant, subject)):
+        if isinstance(event, Subject.FactRecorded):
+            entries.append(_fact(event, keys))
+        elif isinstance(event, Subject.Erased):
+            entries.append(
+                Entry(
+                    version=event.originator_version,
+                    type="subject.erased",
+                    event_id=None,
+                    occurred_at=None,
+                    recorded_at=event.timestamp,
+                    source=None,
+                    data={"reason": event.reason, "destroyed_keys": event.destroyed_keys},
+                    personal=None,
+                    origin=None,
+                )
+            )
+    return entries
+
+
+def _fact(event: Subject.FactRecorded, keys: dict[UUID, bytes | None]) -> Entry:
+    return Entry(
+        version=event.originator_version,
+        type=event.wire_type,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.timestamp,
+        source=event.source,
+        data=event.data,
+        personal=_open(event, keys),
+        origin=event.origin,
+    )
+
+
+def _open(event: Subject.FactRecorded, keys: dict[UUID, bytes | None]) -> dict[str, Any] | str | None:
+    if event.sealed is None or event.key_id is None:
+        return None
+    secret = keys.get(UUID(event.key_id))
+    if secret is None:
+        return ERASED
+    try:
+        return unseal(secret, event.sealed, seal_context(event.tenant, event.subject, event.event_id))
+    except Unreadable:
+        return ERASED
