@@ -4,7 +4,17 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.contact import decide
-from ledger.state import DELETED, GRANTED, HELD, OPTED_OUT, WITHDRAWN, SubjectState, apply_fact
+from ledger.state import (
+    DELETED,
+    GRANTED,
+    HELD,
+    OPTED_OUT,
+    WITHDRAWN,
+    SubjectState,
+    apply_erasure,
+    apply_fact,
+    erasure_due,
+)
 from tests.helpers import T0, collected, consent
 
 
@@ -86,3 +96,45 @@ def test_contact_rules() -> None:
     assert decide(False, "marketing", "sms", granted).allowed
     denied = decide(False, "marketing", "sms", withdrawn)
     assert not denied.allowed and "withdrawn" in denied.reason and denied.event_id == "e0"
+
+
+def test_erasure_due_only_for_a_completed_verified_request_for_everything() -> None:
+    """A partial or unverified request never makes erasure due; a hold suspends it."""
+    partial = _fold(
+        ("data.collected", 1, collected()),
+        ("deletion.requested", 2, {"request_id": "r", "verified": True, "categories": ["account_contact"]}),
+        ("deletion.completed", 3, {"system": "crm"}),
+    )
+    assert erasure_due(partial) is None
+    unverified = _fold(("deletion.requested", 2, {"request_id": "r", "verified": False}))
+    assert erasure_due(unverified) is None
+    held = _fold(
+        ("legalhold.placed", 1, {"hold_id": "h", "reason": "audit"}),
+        ("deletion.requested", 2, {"request_id": "r", "verified": True}),
+    )
+    assert erasure_due(held) is None
+    apply_fact(held, "legalhold.released", "e9", T0 + timedelta(minutes=3), {"hold_id": "h"})
+    due = erasure_due(held)
+    assert due is not None and due.request_id == "r"
+
+
+def test_request_with_nothing_held_completes_at_once() -> None:
+    """A subject the ledger knows no holdings of has nothing to wait for."""
+    state = _fold(
+        ("consent.given", 1, consent()), ("deletion.requested", 2, {"request_id": "r", "verified": True})
+    )
+    assert state.deletion_requests["r"].status == "completed"
+
+
+def test_collection_after_erasure_or_completed_deletion_is_a_violation() -> None:
+    """Facts are stored, and data collected where the ledger says it must not be is flagged."""
+    state = _fold(
+        ("data.collected", 1, collected(category="billing", system="billing")),
+        ("deletion.requested", 2, {"request_id": "r", "verified": True, "categories": ["billing"]}),
+        ("deletion.completed", 3, {"system": "billing"}),
+        ("data.collected", 4, collected(category="billing", system="billing")),
+    )
+    assert [(v.event_id, v.category) for v in state.violations.values()] == [("e3", "billing")]
+    apply_erasure(state, T0 + timedelta(minutes=5))
+    apply_fact(state, "data.collected", "e9", T0 + timedelta(minutes=6), collected())
+    assert "erased" in state.violations["e9"].reason

@@ -1,0 +1,225 @@
+"""Crypto-shredding on real PostgreSQL and Kafka: sealed at rest, erased on request, still verifiable."""
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+
+from consumers.ingest import consume
+from consumers.publisher import Publisher
+from ledger.audit import verify
+from ledger.checkpoints import Checkpointer
+from ledger.crypto import MasterKey, Unreadable, master_key
+from ledger.errors import ErasureRefused
+from ledger.history import ERASED, history
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections import queries
+from projections.projector import Projector
+from tests.helpers import collected, consent, event
+
+pytestmark = pytest.mark.services
+PHONE = "+15557654321"
+NAME = "Zed Quincy Public"
+
+
+def _ingest(settings: Settings, ledger: Ledger, *events: dict[str, Any]) -> None:
+    """Publish through Kafka, ingest, and project (the projector also erases what is due)."""
+    assert settings.kafka_bootstrap is not None
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        for item in events:
+            publisher.publish(item)
+    consume(settings, ledger, settings.kafka_bootstrap, until_idle=True)
+    projector = Projector(ledger, settings.projection_page)
+    projector.run(until_idle=True)
+    projector.run(until_idle=True)  # project the Erased events the first run appended
+
+
+def _personal() -> dict[str, Any]:
+    data = collected()
+    data["personal_data"] = {"phone": PHONE, "name": NAME}
+    return data
+
+
+def _everything_stored(settings: Settings) -> bytes:
+    """Every byte of every ledger table, as one blob to search for plaintext."""
+    with psycopg.connect(settings.database_url or "") as conn:
+        tables = [
+            row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        dumps = [str(conn.execute(f"SELECT * FROM {table}").fetchall()).encode() for table in tables]
+        states = [bytes(row[0]) for row in conn.execute("SELECT state FROM ledger_events")]
+    return b"".join(dumps + states)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_round_trip_sealed_then_erased_everywhere(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """Personal data is sealed at rest, readable in history, then unreadable everywhere after erasure;
+    verify stays ok; data collected afterwards is stored under a new key and flagged."""
+    evidence = consent()
+    evidence["evidence"] = f"typed name {NAME}"
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "zed", "data.collected", _personal(), minutes=1),
+        event("acme", "zed", "consent.given", evidence, minutes=2),
+    )
+    stored = _everything_stored(settings)
+    assert PHONE.encode() not in stored and NAME.encode() not in stored
+    opened = [entry.personal for entry in history(ledger, "acme", "zed")]
+    assert opened == [{"personal_data": {"phone": PHONE, "name": NAME}}, {"evidence": f"typed name {NAME}"}]
+
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "zed", "deletion.requested", {"request_id": "dsr-1", "verified": True}, minutes=3),
+        event("acme", "zed", "deletion.completed", {"system": "crm", "request_id": "dsr-1"}, minutes=4),
+    )
+    document = queries.as_json(queries.subject_state(ledger, "acme", "zed"))
+    assert document["erased"] is True and document["erased_at"]
+    assert [entry.personal for entry in history(ledger, "acme", "zed") if entry.personal] == [ERASED, ERASED]
+    assert history(ledger, "acme", "zed")[-1].type == "subject.erased"
+    assert PHONE.encode() not in _everything_stored(settings)
+    shown = _cli(env, "subject", "acme", "zed")
+    assert "erased: yes, since" in shown.stdout
+    assert NAME not in _cli(env, "history", "acme", "zed", "--json").stdout
+    assert not queries.may_contact(ledger, "acme", "zed", "service", "sms").allowed
+
+    late = _personal()
+    late["personal_data"] = {"phone": "+15550000000"}
+    _ingest(
+        settings, ledger, event("acme", "zed", "data.collected", late, minutes=60 * 24 * 365, event_id="late")
+    )
+    entries = history(ledger, "acme", "zed")
+    assert entries[-1].personal == {"personal_data": {"phone": "+15550000000"}}
+    violations = queries.as_json(queries.subject_state(ledger, "acme", "zed"))["violations"]
+    assert [(v["event_id"], v["category"]) for v in violations] == [("late", "account_contact")]
+    assert "collected after the subject was erased" in violations[0]["reason"]
+
+    key = master_key(settings, create=False)[0].derive("checkpoint")
+    Checkpointer(ledger, key, every=1000).step(force=True)
+    report = verify(ledger, key)
+    assert report.ok, [b.line() for b in report.breaks]
+    assert report.summary().startswith("ok: ")
+
+
+def test_legal_hold_blocks_erasure_until_released(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """A hold stops both automatic and manual erasure; releasing it lets the pending erasure proceed."""
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "hal", "data.collected", _personal(), minutes=1),
+        event("acme", "hal", "legalhold.placed", {"hold_id": "case-7", "reason": "litigation"}, minutes=2),
+        event("acme", "hal", "deletion.requested", {"request_id": "r1", "verified": True}, minutes=3),
+        event("acme", "hal", "deletion.completed", {"system": "crm"}, minutes=4),
+    )
+    assert queries.subject_state(ledger, "acme", "hal").erased is False
+    with pytest.raises(ErasureRefused, match="case-7"):
+        ledger.erase("acme", "hal", "by hand", only_if_due=False)
+    refused = _cli(env, "erase", "acme", "hal", "--reason", "by hand")
+    assert refused.returncode == 1 and "legal hold 'case-7'" in refused.stdout
+
+    _ingest(settings, ledger, event("acme", "hal", "legalhold.released", {"hold_id": "case-7"}, minutes=5))
+    assert queries.subject_state(ledger, "acme", "hal").erased is True
+    assert history(ledger, "acme", "hal")[0].personal == ERASED
+
+
+def test_manual_erase_and_partial_deletion(settings: Settings, ledger: Ledger, env: dict[str, str]) -> None:
+    """Partial deletion marks holdings deleted and keeps the key; `erase` shreds by hand."""
+    usage = collected(category="usage_metadata", system="analytics")
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "pat", "data.collected", _personal(), minutes=1),
+        event("acme", "pat", "data.collected", usage, minutes=1),
+        event(
+            "acme",
+            "pat",
+            "deletion.requested",
+            {"request_id": "p1", "verified": True, "categories": ["usage_metadata"]},
+            minutes=2,
+        ),
+        event(
+            "acme",
+            "pat",
+            "deletion.completed",
+            {"system": "analytics", "categories": ["usage_metadata"]},
+            minutes=3,
+        ),
+    )
+    state = queries.subject_state(ledger, "acme", "pat")
+    statuses = {(h.category, h.status) for h in state.holdings.values()}
+    assert statuses == {("account_contact", "held"), ("usage_metadata", "deleted")}
+    assert state.erased is False
+    assert history(ledger, "acme", "pat")[0].personal == {"personal_data": {"phone": PHONE, "name": NAME}}
+
+    done = _cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
+    assert done.returncode == 0 and "1 data key(s) destroyed" in done.stdout
+    assert history(ledger, "acme", "pat")[0].personal == ERASED
+    again = _cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
+    assert again.returncode == 0 and "already erased" in again.stdout
+
+
+def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: Ledger) -> None:
+    """Re-wrapping under a new master key leaves events untouched and every subject readable."""
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "r1", "data.collected", _personal()),
+        event("globex", "r2", "data.collected", _personal()),
+    )
+    old = master_key(settings, create=False)[0]
+    new = MasterKey.generate()
+    with psycopg.connect(settings.database_url or "") as conn:
+        before = conn.execute("SELECT state FROM ledger_events ORDER BY notification_id").fetchall()
+    assert ledger.rewrap_keys(new) == 2
+    with psycopg.connect(settings.database_url or "") as conn:
+        assert conn.execute("SELECT state FROM ledger_events ORDER BY notification_id").fetchall() == before
+    assert settings.database_url is not None
+    rotated = Ledger(settings.database_url, new)
+    try:
+        for tenant, subject in (("acme", "r1"), ("globex", "r2")):
+            assert history(rotated, tenant, subject)[0].personal == {
+                "personal_data": {"phone": PHONE, "name": NAME}
+            }
+    finally:
+        rotated.close()
+    stale = Ledger(settings.database_url, old)
+    try:
+        with pytest.raises(Unreadable):
+            history(stale, "acme", "r1")
+    finally:
+        stale.close()
+
+
+def test_verify_cli_reports_ok(env: dict[str, str], settings: Settings, ledger: Ledger) -> None:
+    """`checkpoint` then `verify` through the CLI: ok, with the counts."""
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "v1", "consent.given", consent()),
+        event("acme", "v2", "consent.given", consent()),
+    )
+    assert _cli(env, "checkpoint").returncode == 0
+    result = _cli(env, "verify", "--json")
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["events"] == 4 and report["subjects"] == 2
