@@ -26,6 +26,8 @@ demo: install
 	$(CLI) check tenant-1 contact-000001 --purpose service --channel sms
 	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel voice || true
 	$(CLI) stats
+	$(CLI) checkpoint
+	$(CLI) verify
 
 test: install lint type
 	$(BIN)/pytest

@@ -21,6 +21,11 @@ class Break:
     version: int | None
     problem: str
 
+    @classmethod
+    def in_log(cls, position: int, problem: str) -> "Break":
+        """A break not tied to one subject: a checkpoint, or the log as a whole."""
+        return cls(position, None, None, None, problem)
+
     def line(self) -> str:
         """One line naming the place and what was expected."""
         who = f"{self.tenant}/{self.subject}" if self.subject is not None else "log"
@@ -65,7 +70,7 @@ def verify(ledger: Ledger, key: bytes) -> Report:
     checkpoints = {point.position: point for point in load_all(ledger)}
     for point in checkpoints.values():
         if chain.sign(key, point.position, point.events, point.running_hash) != point.signature:
-            report.breaks.append(Break(point.position, None, None, None, "checkpoint signature is not valid"))
+            report.breaks.append(Break.in_log(point.position, "checkpoint signature is not valid"))
     tails: dict[UUID | str, _Tail] = {}
     running = chain.START
     for notification in notifications(ledger, 0):
@@ -91,11 +96,8 @@ def verify(ledger: Ledger, key: bytes) -> Report:
             report.last_checkpoint = point.position
     for point in checkpoints.values():
         report.breaks.append(
-            Break(
+            Break.in_log(
                 point.position,
-                None,
-                None,
-                None,
                 "the event this checkpoint was taken at is missing (deleted)",
             )
         )
@@ -136,11 +138,8 @@ def _chain_problem(version: int, document: dict[str, Any] | None, tail: _Tail | 
 def _compare(point: Checkpoint, events: int, running: bytes, report: Report) -> None:
     if point.events != events or point.running_hash != running:
         report.breaks.append(
-            Break(
+            Break.in_log(
                 point.position,
-                None,
-                None,
-                None,
                 f"log differs from checkpoint: expected {point.events} events with running hash "
                 f"{point.running_hash.hex():.16}..., found {events} with {running.hex():.16}... "
                 "(an event before it was altered, deleted or reordered)",

@@ -1,10 +1,15 @@
 """Small builders shared by the tests."""
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from ledger.store import RecordFact
 
 _ids = itertools.count(1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,6 +51,36 @@ def collected(category: str = "account_contact", system: str = "crm") -> dict[st
         "purposes": ["service"],
         "personal_data": {"phone": "+15550001111"},
     }
+
+
+def fact(
+    tenant: str, subject: str, event_id: str, kind: str = "consent.given", minutes: int = 0
+) -> RecordFact:
+    """A validated consent fact, as the consumer hands it to the event store."""
+    return RecordFact(
+        tenant=tenant,
+        subject=subject,
+        event_id=event_id,
+        type=kind,
+        source="urn:service:test",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        schema_version=1,
+        data=consent(),
+        personal={},
+        origin="events/0/0",
+    )
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `consent-ledger ARGS` through its real entry point with these LEDGER_* variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

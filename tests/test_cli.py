@@ -1,28 +1,15 @@
 """The command line through its real entry point: answers, exit codes, and errors that speak."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.helpers import collected, consent, event
+from tests.helpers import cli, collected, consent, event
 
 pytestmark = pytest.mark.services
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args],
-        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -43,15 +30,15 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
     ]
     events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines) + b'{"broken": \n')
 
-    published = _cli(env, "publish", str(events))
+    published = cli(env, "publish", str(events))
     assert published.returncode == 2
     assert "published 3, refused 1" in published.stdout
     assert f"{events}:4: refused: not valid JSON" in published.stderr
 
-    assert _cli(env, "consume", "--until-idle").returncode == 0
-    assert "projected 4 events" in _cli(env, "project", "--until-idle").stdout
+    assert cli(env, "consume", "--until-idle").returncode == 0
+    assert "projected 4 events" in cli(env, "project", "--until-idle").stdout
 
-    shown = _cli(env, "subject", "acme", "alice", "--json")
+    shown = cli(env, "subject", "acme", "alice", "--json")
     document = json.loads(shown.stdout)
     required = {
         "tenant",
@@ -65,48 +52,48 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
     }
     assert required <= set(document)
     assert document["holdings"][0]["first_collected"] == "2026-01-01T00:01:00Z"
-    assert "marketing on sms: granted" in _cli(env, "subject", "acme", "alice").stdout
+    assert "marketing on sms: granted" in cli(env, "subject", "acme", "alice").stdout
 
-    allowed = _cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "sms")
+    allowed = cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "sms")
     assert (allowed.returncode, allowed.stdout.split(":")[0]) == (0, "allowed")
-    denied = _cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "email", "--json")
+    denied = cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "email", "--json")
     assert denied.returncode == 1
     assert json.loads(denied.stdout)["allowed"] is False
 
-    stats = json.loads(_cli(env, "stats", "--json").stdout)
+    stats = json.loads(cli(env, "stats", "--json").stdout)
     assert stats["tenants"]["acme"] == {"events": 3, "subjects": 1}
 
 
 def test_unknown_subject_exits_2_with_one_line(env: dict[str, str]) -> None:
     """An unknown subject is an error, not an empty object."""
-    assert _cli(env, "project", "--until-idle").returncode == 0
-    line = _one_line_error(_cli(env, "subject", "acme", "nobody", "--json"))
+    assert cli(env, "project", "--until-idle").returncode == 0
+    line = _one_line_error(cli(env, "subject", "acme", "nobody", "--json"))
     assert "has no subject 'nobody'" in line
 
 
 def test_bad_configuration_exits_2_with_one_line(env: dict[str, str]) -> None:
     """A malformed LEDGER_* value names the variable and what to set instead."""
-    line = _one_line_error(_cli({**env, "LEDGER_BATCH_SIZE": "lots"}, "stats"))
+    line = _one_line_error(cli({**env, "LEDGER_BATCH_SIZE": "lots"}, "stats"))
     assert "LEDGER_BATCH_SIZE" in line and "whole number" in line
 
 
 def test_unreachable_database_exits_2_with_one_line(env: dict[str, str]) -> None:
     """A database that does not answer is reported in one line, not a traceback."""
     unreachable = {**env, "LEDGER_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/ledger"}
-    line = _one_line_error(_cli(unreachable, "subject", "acme", "alice"))
+    line = _one_line_error(cli(unreachable, "subject", "acme", "alice"))
     assert "postgresql" in line.lower()
 
 
 def test_bad_arguments_exit_2(env: dict[str, str]) -> None:
     """A purpose outside the vocabulary is refused by the parser with exit code 2."""
-    result = _cli(env, "check", "acme", "alice", "--purpose", "spam", "--channel", "sms")
+    result = cli(env, "check", "acme", "alice", "--purpose", "spam", "--channel", "sms")
     assert result.returncode == 2
     assert "invalid choice: 'spam'" in result.stderr
 
 
 def test_status_reports_external_services(env: dict[str, str]) -> None:
     """With LEDGER_DATABASE_URL and LEDGER_KAFKA_BOOTSTRAP set, status shows them as external."""
-    result = _cli(env, "status", "--json")
+    result = cli(env, "status", "--json")
     assert result.returncode == 0
     services = json.loads(result.stdout)
     assert [(s["name"], s["running"], s["embedded"]) for s in services] == [

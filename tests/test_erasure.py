@@ -1,9 +1,6 @@
 """Crypto-shredding on real PostgreSQL and Kafka: sealed at rest, erased on request, still verifiable."""
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import psycopg
@@ -20,7 +17,7 @@ from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
 from projections.projector import Projector
-from tests.helpers import collected, consent, event
+from tests.helpers import cli, collected, consent, event
 
 pytestmark = pytest.mark.services
 PHONE = "+15557654321"
@@ -56,17 +53,6 @@ def _everything_stored(settings: Settings) -> bytes:
     return b"".join(dumps + states)
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args],
-        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_round_trip_sealed_then_erased_everywhere(
     settings: Settings, ledger: Ledger, env: dict[str, str]
 ) -> None:
@@ -96,9 +82,9 @@ def test_round_trip_sealed_then_erased_everywhere(
     assert [entry.personal for entry in history(ledger, "acme", "zed") if entry.personal] == [ERASED, ERASED]
     assert history(ledger, "acme", "zed")[-1].type == "subject.erased"
     assert PHONE.encode() not in _everything_stored(settings)
-    shown = _cli(env, "subject", "acme", "zed")
+    shown = cli(env, "subject", "acme", "zed")
     assert "erased: yes, since" in shown.stdout
-    assert NAME not in _cli(env, "history", "acme", "zed", "--json").stdout
+    assert NAME not in cli(env, "history", "acme", "zed", "--json").stdout
     assert not queries.may_contact(ledger, "acme", "zed", "service", "sms").allowed
 
     late = _personal()
@@ -134,7 +120,7 @@ def test_legal_hold_blocks_erasure_until_released(
     assert queries.subject_state(ledger, "acme", "hal").erased is False
     with pytest.raises(ErasureRefused, match="case-7"):
         ledger.erase("acme", "hal", "by hand", only_if_due=False)
-    refused = _cli(env, "erase", "acme", "hal", "--reason", "by hand")
+    refused = cli(env, "erase", "acme", "hal", "--reason", "by hand")
     assert refused.returncode == 1 and "legal hold 'case-7'" in refused.stdout
 
     _ingest(settings, ledger, event("acme", "hal", "legalhold.released", {"hold_id": "case-7"}, minutes=5))
@@ -171,10 +157,10 @@ def test_manual_erase_and_partial_deletion(settings: Settings, ledger: Ledger, e
     assert state.erased is False
     assert history(ledger, "acme", "pat")[0].personal == {"personal_data": {"phone": PHONE, "name": NAME}}
 
-    done = _cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
+    done = cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
     assert done.returncode == 0 and "1 data key(s) destroyed" in done.stdout
     assert history(ledger, "acme", "pat")[0].personal == ERASED
-    again = _cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
+    again = cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
     assert again.returncode == 0 and "already erased" in again.stdout
 
 
@@ -218,8 +204,8 @@ def test_verify_cli_reports_ok(env: dict[str, str], settings: Settings, ledger: 
         event("acme", "v1", "consent.given", consent()),
         event("acme", "v2", "consent.given", consent()),
     )
-    assert _cli(env, "checkpoint").returncode == 0
-    result = _cli(env, "verify", "--json")
+    assert cli(env, "checkpoint").returncode == 0
+    result = cli(env, "verify", "--json")
     assert result.returncode == 0
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["events"] == 4 and report["subjects"] == 2

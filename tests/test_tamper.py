@@ -1,7 +1,5 @@
 """`verify` names each kind of tampering done directly in PostgreSQL."""
 
-from datetime import timedelta
-
 import psycopg
 import pytest
 
@@ -9,9 +7,9 @@ from ledger.audit import Report, verify
 from ledger.checkpoints import Checkpointer
 from ledger.crypto import master_key
 from ledger.settings import Settings
-from ledger.store import Ledger, RecordFact
+from ledger.store import Ledger
 from ledger.subject import subject_id
-from tests.helpers import T0, consent
+from tests.helpers import fact
 
 pytestmark = pytest.mark.services
 
@@ -20,18 +18,7 @@ pytestmark = pytest.mark.services
 def signed(settings: Settings, ledger: Ledger) -> bytes:
     """Three subjects with four facts each, and a checkpoint over all of it; returns the checkpoint key."""
     facts = [
-        RecordFact(
-            tenant="acme",
-            subject=f"s{n}",
-            event_id=f"e{n}-{k}",
-            type="consent.given" if k % 2 == 0 else "consent.withdrawn",
-            source="urn:service:test",
-            occurred_at=T0 + timedelta(minutes=k),
-            schema_version=1,
-            data=consent(),
-            personal={},
-            origin="events/0/0",
-        )
+        fact("acme", f"s{n}", f"e{n}-{k}", "consent.given" if k % 2 == 0 else "consent.withdrawn", minutes=k)
         for k in range(4)
         for n in range(3)
     ]
