@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,16 @@ from consumers.workload import bad_messages, generate
 from ledger import logs, stack
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer
+from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
-from ledger.history import history
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
 from projections import queries
+from projections.history import history
 from projections.projector import Projector
+from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -99,12 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     subject.add_argument("tenant")
     subject.add_argument("subject")
     subject.add_argument("--json", action="store_true", help="print JSON")
+    subject.add_argument("--as-of", type=_moment, help="state at this event time (RFC 3339)")
+    subject.add_argument("--known-at", type=_moment, help="counting only what was recorded by then")
     check = command("check", _check, "may this subject be contacted for a purpose on a channel now?")
     check.add_argument("tenant")
     check.add_argument("subject")
     check.add_argument("--purpose", required=True, choices=PURPOSES)
     check.add_argument("--channel", required=True, choices=CHANNELS)
     check.add_argument("--json", action="store_true", help="print JSON")
+    check.add_argument("--at", type=_moment, help="answer for this event time (RFC 3339) instead of now")
+    check.add_argument("--known-at", type=_moment, help="counting only what was recorded by then")
     erase = command("erase", _erase, "crypto-shred a subject by hand (refused while a legal hold stands)")
     erase.add_argument("tenant")
     erase.add_argument("subject")
@@ -326,7 +333,11 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
 def _subject(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    state = queries.subject_state(ledger, args.tenant, args.subject)
+    if args.as_of or args.known_at:
+        as_of = args.as_of or datetime.now(UTC)
+        state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
+    else:
+        state = queries.subject_state(ledger, args.tenant, args.subject)
     document = queries.as_json(state)
     if args.json:
         _print_json(document)
@@ -359,7 +370,13 @@ def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    decision = queries.may_contact(ledger, args.tenant, args.subject, args.purpose, args.channel)
+    if args.at or args.known_at:
+        at = args.at or datetime.now(UTC)
+        past = state_at(ledger, args.tenant, args.subject, at, args.known_at)
+        consent = past.consent.get((args.purpose, args.channel))
+        decision = decide(past.erased, args.purpose, args.channel, consent)
+    else:
+        decision = queries.may_contact(ledger, args.tenant, args.subject, args.purpose, args.channel)
     if args.json:
         _print_json({"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id})
     else:
@@ -393,6 +410,19 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         args.bad_out.write_bytes(b"".join(raw + b"\n" for raw in bad_messages()))
         print(f"wrote {len(bad_messages())} malformed messages to {args.bad_out}")
     return 0
+
+
+def _moment(text: str) -> datetime:
+    """An RFC 3339 time argument, as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time such as 2026-01-31T09:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add Z or +hh:mm")
+    return moment.astimezone(UTC)
 
 
 def _print_json(document: object) -> None:

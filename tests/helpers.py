@@ -54,9 +54,16 @@ def collected(category: str = "account_contact", system: str = "crm") -> dict[st
 
 
 def fact(
-    tenant: str, subject: str, event_id: str, kind: str = "consent.given", minutes: int = 0
+    tenant: str,
+    subject: str,
+    event_id: str,
+    kind: str = "consent.given",
+    *,
+    minutes: int = 0,
+    data: dict[str, Any] | None = None,
 ) -> RecordFact:
-    """A validated consent fact, as the consumer hands it to the event store."""
+    """A validated fact (a marketing-by-SMS consent unless `data` says otherwise), as the consumer
+    hands it to the event store."""
     return RecordFact(
         tenant=tenant,
         subject=subject,
@@ -65,7 +72,7 @@ def fact(
         source="urn:service:test",
         occurred_at=T0 + timedelta(minutes=minutes),
         schema_version=1,
-        data=consent(),
+        data=consent() if data is None else data,
         personal={},
         origin="events/0/0",
     )

@@ -12,10 +12,10 @@ from ledger.audit import verify
 from ledger.checkpoints import Checkpointer
 from ledger.crypto import MasterKey, Unreadable, master_key
 from ledger.errors import ErasureRefused
-from ledger.history import ERASED, history
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
+from projections.history import ERASED, history
 from projections.projector import Projector
 from tests.helpers import cli, collected, consent, event
 
