@@ -31,8 +31,10 @@ from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
 from projections import queries
+from projections.export import export
 from projections.history import history
 from projections.projector import Projector
+from projections.receipts import receipt
 from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
@@ -70,72 +72,101 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, text: str, *, who: bool = False, json: bool = False) -> Parser:
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.set_defaults(handler=handler)
+        if who:
+            cmd.add_argument("tenant")
+            cmd.add_argument("subject")
+        if json:
+            cmd.add_argument("--json", action="store_true", help="print JSON")
         return cmd
 
+    _operation_commands(command)
+    _query_commands(command)
+    _audit_commands(command)
+    return parser
+
+
+Parser = argparse.ArgumentParser
+Command = Callable[..., Parser]
+
+
+def _until_idle(cmd: Parser) -> Parser:
+    cmd.add_argument("--until-idle", action="store_true", help="process what is there, then exit")
+    return cmd
+
+
+def _known_at(cmd: Parser) -> Parser:
+    cmd.add_argument("--known-at", type=_moment, help="counting only what was recorded by then (RFC 3339)")
+    return cmd
+
+
+def _operation_commands(command: Command) -> None:
     command("up", _up, "start the embedded PostgreSQL and Kafka broker (reuses running ones)")
     command("down", _down, "stop the embedded services")
-    command("status", _status, "show the backing services and their URLs").add_argument(
-        "--json", action="store_true", help="print JSON"
-    )
+    command("status", _status, "show the backing services and their URLs", json=True)
     publish = command("publish", _publish, "validate and publish a JSON-lines file of events")
     publish.add_argument("file", type=Path)
     publish.add_argument(
-        "--unchecked", action="store_true", help="send lines as they are (to test dead-lettering)"
+        "--unchecked", action="store_true", help="send lines as they are (test dead-lettering)"
     )
-    for name, handler, text in (
-        ("consume", _consume, "ingest events from Kafka into the event store"),
-        ("project", _project, "bring the read model up to date with the event store"),
-        ("run", _run, "start the embedded stack and run every component in one process"),
-    ):
-        cmd = command(name, handler, text)
-        cmd.add_argument("--until-idle", action="store_true", help="process what is there, then exit")
-        if name == "consume":
-            cmd.add_argument(
-                "--processes", type=int, default=1, help="consumer processes in the group (default 1)"
-            )
-        if name == "project":
-            cmd.add_argument("--rebuild", action="store_true", help="drop the read model and replay")
-    subject = command("subject", _subject, "show what the ledger knows about a subject")
-    subject.add_argument("tenant")
-    subject.add_argument("subject")
-    subject.add_argument("--json", action="store_true", help="print JSON")
-    subject.add_argument("--as-of", type=_moment, help="state at this event time (RFC 3339)")
-    subject.add_argument("--known-at", type=_moment, help="counting only what was recorded by then")
-    check = command("check", _check, "may this subject be contacted for a purpose on a channel now?")
-    check.add_argument("tenant")
-    check.add_argument("subject")
-    check.add_argument("--purpose", required=True, choices=PURPOSES)
-    check.add_argument("--channel", required=True, choices=CHANNELS)
-    check.add_argument("--json", action="store_true", help="print JSON")
-    check.add_argument("--at", type=_moment, help="answer for this event time (RFC 3339) instead of now")
-    check.add_argument("--known-at", type=_moment, help="counting only what was recorded by then")
-    erase = command("erase", _erase, "crypto-shred a subject by hand (refused while a legal hold stands)")
-    erase.add_argument("tenant")
-    erase.add_argument("subject")
-    erase.add_argument("--reason", required=True, help="why (recorded; put no personal data in it)")
-    hist = command("history", _history, "every event of a subject, personal values opened unless erased")
-    hist.add_argument("tenant")
-    hist.add_argument("subject")
-    hist.add_argument("--json", action="store_true", help="print JSON")
-    command("verify", _verify, "recompute every hash chain and checkpoint; exit 1 on any break").add_argument(
-        "--json", action="store_true", help="print JSON"
+    consume = _until_idle(command("consume", _consume, "ingest events from Kafka into the event store"))
+    consume.add_argument(
+        "--processes", type=int, default=1, help="consumer processes in the group (default 1)"
     )
-    command("checkpoint", _checkpoint, "record a signed checkpoint of the log now")
-    rotate = command("rotate-key", _rotate_key, "re-wrap every data key under a new master key")
-    rotate.add_argument("--new-key-file", type=Path, required=True, help="file holding the new key (base64)")
-    command("stats", _stats, "count stored events, subjects and dead letters").add_argument(
-        "--json", action="store_true", help="print JSON"
+    project = _until_idle(
+        command("project", _project, "bring the read model up to date with the event store")
     )
+    project.add_argument("--rebuild", action="store_true", help="drop the read model and replay")
+    _until_idle(command("run", _run, "start the embedded stack and run every component in one process"))
     gen = command("generate", _generate, "write a realistic workload of events as JSON lines")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--tenants", type=int, default=3)
     gen.add_argument("--subjects", type=int, default=1000, help="per tenant")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--bad-out", type=Path, help="also write one malformed message of each kind here")
-    return parser
+    rotate = command("rotate-key", _rotate_key, "re-wrap every data key under a new master key")
+    rotate.add_argument("--new-key-file", type=Path, required=True, help="file holding the new key (base64)")
+
+
+def _query_commands(command: Command) -> None:
+    subject = command("subject", _subject, "show what the ledger knows about a subject", who=True, json=True)
+    subject.add_argument("--as-of", type=_moment, help="state at this event time (RFC 3339)")
+    _known_at(subject)
+    check = command(
+        "check", _check, "may this subject be contacted for a purpose on a channel now?", who=True, json=True
+    )
+    check.add_argument("--purpose", required=True, choices=PURPOSES)
+    check.add_argument("--channel", required=True, choices=CHANNELS)
+    check.add_argument("--at", type=_moment, help="answer for this event time (RFC 3339) instead of now")
+    _known_at(check)
+    command(
+        "history",
+        _history,
+        "every event of a subject, personal values opened unless erased",
+        who=True,
+        json=True,
+    )
+    exp = command(
+        "export", _export, "write everything known about a subject as JSON (access, portability)", who=True
+    )
+    exp.add_argument("--out", type=Path, required=True, help="the file to write")
+    command("stats", _stats, "count stored events, subjects and dead letters", json=True)
+
+
+def _audit_commands(command: Command) -> None:
+    erase = command(
+        "erase", _erase, "crypto-shred a subject by hand (refused while a legal hold stands)", who=True
+    )
+    erase.add_argument("--reason", required=True, help="why (recorded; put no personal data in it)")
+    command("verify", _verify, "recompute every hash chain and checkpoint; exit 1 on any break", json=True)
+    command("checkpoint", _checkpoint, "record a signed checkpoint of the log now")
+    rec = command(
+        "receipt", _receipt, "a consent receipt (ISO/IEC TS 27560 shape) linked to the hash chain", json=True
+    )
+    rec.add_argument("tenant")
+    rec.add_argument("event_id")
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
@@ -283,6 +314,28 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         if entry.personal is not None:
             personal = entry.personal if isinstance(entry.personal, str) else json.dumps(entry.personal)
             print(f"    personal {personal}")
+    return 0
+
+
+def _receipt(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    document = queries.plain(asdict(receipt(ledger, args.tenant, args.event_id)))
+    if args.json:
+        _print_json(document)
+        return 0
+    for name, value in document.items():
+        print(f"{name:<18} {value}")
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    document = export(ledger, args.tenant, args.subject)
+    try:
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
+    print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
     return 0
 
 

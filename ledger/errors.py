@@ -17,6 +17,14 @@ class UnknownSubject(LedgerError):
     """The tenant has no subject with that id."""
 
 
+class UnknownEvent(LedgerError):
+    """The tenant has no event with that id."""
+
+
+class SubjectErased(LedgerError):
+    """The subject was crypto-shredded: there is no personal data left to give out."""
+
+
 class ServiceUnavailable(LedgerError):
     """PostgreSQL or the Kafka broker cannot be reached or started."""
 

@@ -17,7 +17,7 @@ from uuid import UUID
 import psycopg
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import PersistenceError, StoredEvent, Transcoder
+from eventsourcing.persistence import Notification, PersistenceError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
@@ -142,6 +142,28 @@ class LedgerRecorder(PostgresApplicationRecorder):
             copy.set_types(["uuid", "int8", "text", "bytea"])
             for event in stored_events:
                 copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
+
+    def located(self, tenant: str, event_id: str) -> list[Notification]:
+        """Every stored event of the subject that the tenant's event `event_id` belongs to."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+                    "FROM {} r JOIN {} e ON e.originator_id = r.originator_id "
+                    "WHERE r.tenant = %s AND r.event_id = %s ORDER BY e.originator_version"
+                ).format(self.receipts, self.events),
+                (tenant, event_id),
+            )
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def counts(self) -> dict[str, int]:
         """Stored facts per tenant."""

@@ -61,6 +61,7 @@ def fact(
     *,
     minutes: int = 0,
     data: dict[str, Any] | None = None,
+    personal: dict[str, Any] | None = None,
 ) -> RecordFact:
     """A validated fact (a marketing-by-SMS consent unless `data` says otherwise), as the consumer
     hands it to the event store."""
@@ -73,7 +74,7 @@ def fact(
         occurred_at=T0 + timedelta(minutes=minutes),
         schema_version=1,
         data=consent() if data is None else data,
-        personal={},
+        personal=personal or {},
         origin="events/0/0",
     )
 
