@@ -31,6 +31,7 @@ from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
 from projections import queries
+from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
 from projections.projector import Projector
@@ -153,6 +154,13 @@ def _query_commands(command: Command) -> None:
     )
     exp.add_argument("--out", type=Path, required=True, help="the file to write")
     command("stats", _stats, "count stored events, subjects and dead letters", json=True)
+    breach = command("breach", _breach, "whose data was exposed in a breach of these systems", json=True)
+    breach.add_argument("tenant")
+    breach.add_argument("--system", action="append", required=True, help="a breached system (repeatable)")
+    breach.add_argument("--category", action="append", help="only these categories (repeatable)")
+    breach.add_argument("--from", dest="window_from", type=_moment, required=True, help="window start")
+    breach.add_argument("--to", dest="window_to", type=_moment, required=True, help="window end")
+    breach.add_argument("--discovered-at", type=_moment, help="when it was discovered (default: now)")
 
 
 def _audit_commands(command: Command) -> None:
@@ -336,6 +344,33 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
+    return 0
+
+
+def _breach(args: argparse.Namespace, settings: Settings) -> int:
+    if args.window_from > args.window_to:
+        raise UsageError("--from is after --to: give the window in order")
+    ledger, _ = _ledger(settings)
+    impact = breach_impact(
+        ledger,
+        args.tenant,
+        args.system,
+        (args.window_from, args.window_to),
+        discovered_at=args.discovered_at or datetime.now(UTC),
+        categories=args.category,
+    )
+    if args.json:
+        _print_json(queries.plain(asdict(impact)))
+        return 0
+    print(
+        f"{len(impact.affected)} subject(s) of tenant {impact.tenant} exposed in {', '.join(impact.systems)}"
+    )
+    for category, count in sorted(impact.by_category.items()):
+        print(f"  {category:<24} {count:>8} subjects")
+    for deadline in impact.deadlines:
+        due = "no fixed deadline" if deadline.deadline is None else f"by {queries.plain(deadline.deadline)}"
+        where = f"  {deadline.jurisdiction:<8} {deadline.subjects:>8} subjects"
+        print(f"{where}: {deadline.regime}, notify {deadline.notify} {due}")
     return 0
 
 

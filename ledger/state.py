@@ -38,6 +38,18 @@ class Holding:
 
 
 @dataclass
+class Interval:
+    """A span during which one category of the subject's data was held in one system."""
+
+    opened_by: str
+    category: str
+    system: str
+    jurisdiction: str | None
+    held_from: datetime
+    held_until: datetime | None
+
+
+@dataclass
 class Consent:
     """The latest word on one purpose x channel, by event time."""
 
@@ -115,6 +127,7 @@ class SubjectState:
     deletion_requests: dict[str, DeletionRequest] = field(default_factory=dict)
     legal_holds: dict[str, LegalHold] = field(default_factory=dict)
     violations: dict[str, Violation] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)
 
 
 def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -154,6 +167,7 @@ def erasure_due(state: SubjectState) -> DeletionRequest | None:
 
 def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     _flag_violation(state, event_id, at, data)
+    _open_interval(state, event_id, at, data)
     key = (data["category"], data["system"])
     holding = state.holdings.get(key)
     if holding is None:
@@ -177,6 +191,18 @@ def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str,
         holding.role = data.get("role", holding.role)
         holding.jurisdiction = data.get("jurisdiction", holding.jurisdiction)
         holding.status = HELD
+
+
+def _open_interval(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    """Start a holding interval unless one covering `at` is already open."""
+    for interval in state.intervals.values():
+        same = interval.category == data["category"] and interval.system == data["system"]
+        if same and (interval.held_until is None or interval.held_from <= at <= interval.held_until):
+            interval.held_from = min(interval.held_from, at)
+            return
+    state.intervals[event_id] = Interval(
+        event_id, data["category"], data["system"], data.get("jurisdiction"), at, None
+    )
 
 
 def _flag_violation(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -246,6 +272,11 @@ def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: 
         covered = categories is None or holding.category in categories
         if holding.system == data["system"] and covered and holding.last_collected <= at:
             holding.status = DELETED
+    for interval in state.intervals.values():
+        covered = categories is None or interval.category in categories
+        open_then = interval.held_until is None and interval.held_from <= at
+        if interval.system == data["system"] and covered and open_then:
+            interval.held_until = at
     _complete_requests(state, at)
 
 

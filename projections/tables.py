@@ -15,7 +15,16 @@ import psycopg
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.state import Consent, DeletionRequest, Holding, LegalHold, Share, SubjectState, Violation
+from ledger.state import (
+    Consent,
+    DeletionRequest,
+    Holding,
+    Interval,
+    LegalHold,
+    Share,
+    SubjectState,
+    Violation,
+)
 
 _SQL_TYPES: dict[object, str] = {
     str: "text",
@@ -60,6 +69,7 @@ PARTS = (
     Part("proj_deletion_requests", DeletionRequest, "deletion_requests", ("request_id",)),
     Part("proj_legal_holds", LegalHold, "legal_holds", ("hold_id",)),
     Part("proj_violations", Violation, "violations", ("event_id",)),
+    Part("proj_intervals", Interval, "intervals", ("opened_by",)),
 )
 SUBJECT_COLUMNS = ("first_seen", "last_event_at", "erased", "erased_at", "account_closed_at")
 SUBJECTS = Identifier("proj_subjects")
@@ -92,6 +102,11 @@ def create(curs: Cursor) -> None:
             POSITIONS
         )
     )
+    # Breach impact asks "who was held in system S during a window" and "who was shared with S".
+    curs.execute(
+        "CREATE INDEX IF NOT EXISTS proj_intervals_window ON proj_intervals (tenant, system, held_from)"
+    )
+    curs.execute("CREATE INDEX IF NOT EXISTS proj_shares_recipient ON proj_shares (tenant, recipient, time)")
 
 
 def _matching(keys: Sequence[tuple[str, str]]) -> tuple[Composed, tuple[list[str], list[str]]]:

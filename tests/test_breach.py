@@ -1,0 +1,117 @@
+"""Breach impact: windows that start before, end inside and miss holdings; shares; tenants; deadlines."""
+
+from datetime import timedelta
+
+import pytest
+
+from ledger.store import Ledger
+from projections.breach import breach_impact
+from projections.projector import Projector
+from tests.helpers import T0, collected, fact
+
+pytestmark = pytest.mark.services
+
+
+def _collected(category: str, system: str, jurisdiction: str) -> dict[str, object]:
+    data = collected(category, system)
+    del data["personal_data"]
+    return data | {"jurisdiction": jurisdiction}
+
+
+@pytest.fixture
+def story(ledger: Ledger) -> Ledger:
+    """ann: crm from 10 to 50 (deleted); bob: crm from 60; cat: billing; dan: shared with crm-vendor at 6."""
+    share = {
+        "recipient": "crm-vendor",
+        "recipient_type": "subprocessor",
+        "categories": ["billing"],
+        "purpose": "billing",
+    }
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "ann",
+                "a1",
+                "data.collected",
+                minutes=10,
+                data=_collected("account_contact", "crm", "DE"),
+            ),
+            fact("acme", "ann", "a2", "deletion.completed", minutes=50, data={"system": "crm"}),
+            fact(
+                "acme",
+                "bob",
+                "b1",
+                "data.collected",
+                minutes=60,
+                data=_collected("account_contact", "crm", "US-CA"),
+            ),
+            fact(
+                "acme", "cat", "c1", "data.collected", minutes=10, data=_collected("billing", "billing", "GB")
+            ),
+            fact(
+                "acme", "dan", "d1", "data.collected", minutes=5, data=_collected("billing", "billing", "GB")
+            ),
+            fact("acme", "dan", "d2", "data.shared", minutes=6, data=share),
+            fact(
+                "globex",
+                "ann",
+                "g1",
+                "data.collected",
+                minutes=10,
+                data=_collected("account_contact", "crm", "DE"),
+            ),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    return ledger
+
+
+def _who(ledger: Ledger, start: int, end: int, systems: list[str] | None = None) -> list[str]:
+    impact = breach_impact(
+        ledger,
+        "acme",
+        systems or ["crm"],
+        (T0 + timedelta(minutes=start), T0 + timedelta(minutes=end)),
+        discovered_at=T0,
+    )
+    return [person.subject for person in impact.affected]
+
+
+def test_windows_before_inside_and_missing(story: Ledger) -> None:
+    """A window catches a holding it overlaps, and misses one deleted before or collected after it."""
+    assert _who(story, 0, 20) == ["ann"]  # starts before ann's holding
+    assert _who(story, 40, 70) == ["ann", "bob"]  # ends inside bob's, starts inside ann's
+    assert _who(story, 51, 59) == []  # after ann's deletion, before bob's collection
+    assert _who(story, 0, 4, ["billing"]) == []  # before any billing data
+    assert _who(story, 0, 100, ["nowhere"]) == []
+
+
+def test_data_shared_with_the_breached_system_counts(story: Ledger) -> None:
+    """dan's billing data, shared with crm-vendor before the window, is exposed when crm-vendor is."""
+    assert _who(story, 100, 200, ["crm-vendor"]) == ["dan"]
+    assert _who(story, 0, 5, ["crm-vendor"]) == []  # shared after this window ended
+
+
+def test_counts_categories_and_deadlines_per_jurisdiction(story: Ledger) -> None:
+    """Counts per jurisdiction and category; 72 hours from discovery under GDPR, none fixed in California."""
+    discovered = T0 + timedelta(days=3)
+    impact = breach_impact(
+        story, "acme", ["crm", "billing"], (T0, T0 + timedelta(minutes=70)), discovered_at=discovered
+    )
+    assert [p.subject for p in impact.affected] == ["ann", "bob", "cat", "dan"]
+    assert impact.by_category == {"account_contact": 2, "billing": 2}
+    assert impact.by_jurisdiction["GB"] == {"subjects": 2, "categories": {"billing": 2}}
+    deadlines = {d.jurisdiction: d for d in impact.deadlines}
+    assert deadlines["DE"].deadline == discovered + timedelta(hours=72)
+    assert "GDPR" in deadlines["DE"].regime
+    assert deadlines["US-CA"].deadline is None
+    assert deadlines["GB"].deadline == discovered + timedelta(hours=72)
+
+
+def test_tenants_are_isolated(story: Ledger) -> None:
+    """globex's subject of the same id never appears in acme's breach, and vice versa."""
+    globex = breach_impact(story, "globex", ["crm"], (T0, T0 + timedelta(minutes=100)), discovered_at=T0)
+    assert [p.subject for p in globex.affected] == ["ann"]
+    assert all(p.jurisdictions == ["DE"] for p in globex.affected)
+    assert _who(story, 55, 100) == ["bob"]
