@@ -35,6 +35,7 @@ from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
 from projections.projector import Projector
+from projections.rebuild import rebuild
 from projections.receipts import receipt
 from projections.timeline import state_at
 
@@ -116,10 +117,11 @@ def _operation_commands(command: Command) -> None:
     consume.add_argument(
         "--processes", type=int, default=1, help="consumer processes in the group (default 1)"
     )
-    project = _until_idle(
-        command("project", _project, "bring the read model up to date with the event store")
+    _until_idle(command("project", _project, "bring the read model up to date with the event store"))
+    rebuild_cmd = command(
+        "rebuild", _rebuild, "drop and replay a projection, then compare it with the old one"
     )
-    project.add_argument("--rebuild", action="store_true", help="drop the read model and replay")
+    rebuild_cmd.add_argument("--projection", choices=["subjects"], default="subjects", help="which one")
     _until_idle(command("run", _run, "start the embedded stack and run every component in one process"))
     gen = command("generate", _generate, "write a realistic workload of events as JSON lines")
     gen.add_argument("--out", type=Path, required=True)
@@ -254,11 +256,44 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 def _project(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
     projector = _projector(ledger, settings)
-    if args.rebuild:
-        projector.reset()
     progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal())
     print(f"projected {progress.applied} events, position {progress.position}")
     return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    report = rebuild(ledger, settings.projection_page, _progress_bar(f"rebuilding {args.projection}"))
+    print(file=sys.stderr)
+    rate = report.events / report.seconds if report.seconds else 0.0
+    took = f"{report.seconds:.1f} s ({rate:,.0f} events/s)"
+    print(f"rebuilt {args.projection} from {report.events} events in {took}")
+    for table, count in report.differences.items():
+        if count:
+            print(f"  {table}: {count} row(s) differ from the tables it replaced")
+    print(
+        "identical to the tables it replaced" if report.identical else "DIFFERENT from the tables it replaced"
+    )
+    return 0 if report.identical else 1
+
+
+def _progress_bar(title: str) -> Callable[[int, int, float], None]:
+    """Redrawn in place on a terminal; a line every few seconds into a log."""
+    terminal = sys.stderr.isatty()
+    shown = [0.0]
+
+    def show(done: int, total: int, seconds: float) -> None:
+        if not terminal and 0 < seconds - shown[0] < 5 and done < total:
+            return
+        shown[0] = seconds
+        rate = done / seconds if seconds else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        filled = int(30 * done / total) if total else 30
+        bar = "#" * filled + "-" * (30 - filled)
+        line = f"{title} [{bar}] {done}/{total} {rate:,.0f} events/s ETA {eta:.0f} s"
+        print(f"\r{line}" if terminal else line, end="" if terminal else "\n", file=sys.stderr)
+
+    return show
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -72,7 +72,8 @@ PARTS = (
     Part("proj_intervals", Interval, "intervals", ("opened_by",)),
 )
 SUBJECT_COLUMNS = ("first_seen", "last_event_at", "erased", "erased_at", "account_closed_at")
-SUBJECTS = Identifier("proj_subjects")
+SUBJECTS_TABLE = "proj_subjects"
+SUBJECTS = Identifier(SUBJECTS_TABLE)
 POSITIONS = Identifier("proj_positions")
 
 
@@ -163,7 +164,12 @@ def _copy(curs: Cursor, table: Identifier, columns: Sequence[str], rows: Iterabl
             copy.write_row(row)
 
 
+def table_names() -> list[str]:
+    """Every read-model table that holds subject state (not the positions)."""
+    return [SUBJECTS_TABLE, *(part.table for part in PARTS)]
+
+
 def truncate(curs: Cursor) -> None:
     """Empty every read-model table and forget every position (a rebuild starts from zero)."""
-    tables = [SUBJECTS, *(Identifier(part.table) for part in PARTS), POSITIONS]
+    tables = [*(Identifier(name) for name in table_names()), POSITIONS]
     curs.execute(SQL("TRUNCATE {}").format(SQL(", ").join(tables)))
