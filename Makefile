@@ -43,7 +43,9 @@ unit: install
 	$(BIN)/pytest -m "not services"
 
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.rebuild
+	$(BIN)/python -m bench.breach
 
 down: install
 	$(CLI) down

@@ -1,6 +1,6 @@
 """Kafka -> event store ingest throughput, against ceilings measured in the same run.
 
-    python bench/ingest.py [--events 100000]
+    python -m bench.ingest [--events 100000]
 
 Runs on the embedded stack (`consent-ledger up`, started if needed) or on the external services
 named by LEDGER_DATABASE_URL / LEDGER_KAFKA_BOOTSTRAP, in a fresh database and fresh topics. Prints:
@@ -14,12 +14,10 @@ and confluent-kafka on the same topic (the client ceiling). Never run by CI.
 
 import argparse
 import itertools
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -28,15 +26,14 @@ import psycopg
 from confluent_kafka import Consumer
 from eventsourcing.application import Application
 from kafka import KafkaConsumer
-from psycopg.conninfo import make_conninfo
 
+from bench.common import fresh_database, run, services
 from consumers.ingest import consume
 from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import generate
-from ledger import logs, stack
+from ledger import logs
 from ledger.crypto import MasterKey
-from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact, postgres_env
 from ledger.subject import FACT_CLASSES, Subject
@@ -48,7 +45,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
     base = Settings.from_env()
-    found = stack.up(base)
+    found = services(base)
     tag = uuid.uuid4().hex[:8]
     settings = replace(
         base,
@@ -77,7 +74,7 @@ def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> Non
     raw_confluent = _confluent_rate(bootstrap, settings.events_topic, len(events))
     key = MasterKey.generate()
 
-    with _fresh_database(server_url) as url:
+    with fresh_database(server_url) as url:
         ledger = Ledger(url, key)
         totals = consume(
             replace(settings, consumer_group=f"{settings.consumer_group}-1"),
@@ -89,7 +86,7 @@ def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> Non
         save = _library_save_rate(url, events)
         copy = _copy_rate(url)
         ledger.close()
-    with _fresh_database(server_url) as url:
+    with fresh_database(server_url) as url:
         bare = consume(
             replace(settings, consumer_group=f"{settings.consumer_group}-0"),
             Ledger(url, None),
@@ -97,7 +94,7 @@ def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> Non
             until_idle=True,
         )
         unprotected = bare.stored / bare.active_seconds
-    with _fresh_database(server_url) as url:
+    with fresh_database(server_url) as url:
         Ledger(url, key).close()  # create the schema once, before the processes race to it
         group = replace(settings, consumer_group=f"{settings.consumer_group}-2")
         two = consume_in_processes(
@@ -128,19 +125,6 @@ def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> Non
     for stage, seconds in totals.seconds.items():
         print(f"  {stage:<9} {seconds:7.2f} s  {100 * seconds / active:5.1f} %")
     print(totals.summary())
-
-
-@contextmanager
-def _fresh_database(url: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield make_conninfo(url, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _timed(count: int, action: Callable[[], Any]) -> float:
@@ -282,7 +266,4 @@ def _copy_rate(url: str) -> float:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except LedgerError as error:
-        sys.exit(f"bench: error: {error}")
+    run(main)

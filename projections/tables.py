@@ -71,7 +71,14 @@ PARTS = (
     Part("proj_violations", Violation, "violations", ("event_id",)),
     Part("proj_intervals", Interval, "intervals", ("opened_by",)),
 )
-SUBJECT_COLUMNS = ("first_seen", "last_event_at", "erased", "erased_at", "account_closed_at")
+SUBJECT_COLUMN_TYPES = (
+    ("first_seen", "timestamptz"),
+    ("last_event_at", "timestamptz"),
+    ("erased", "bool"),
+    ("erased_at", "timestamptz"),
+    ("account_closed_at", "timestamptz"),
+)
+SUBJECT_COLUMNS = tuple(name for name, _ in SUBJECT_COLUMN_TYPES)
 SUBJECTS_TABLE = "proj_subjects"
 SUBJECTS = Identifier(SUBJECTS_TABLE)
 POSITIONS = Identifier("proj_positions")
@@ -144,22 +151,28 @@ def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
     _copy(
         curs,
         SUBJECTS,
-        ("tenant", "subject", *SUBJECT_COLUMNS),
-        ((s.tenant, s.subject, *(getattr(s, c) for c in SUBJECT_COLUMNS)) for s in states),
+        [("tenant", "text"), ("subject", "text"), *SUBJECT_COLUMN_TYPES],
+        ((s.tenant, s.subject, *(getattr(s, c) for c, _ in SUBJECT_COLUMN_TYPES)) for s in states),
     )
     for part in PARTS:
-        names = [name for name, _, _ in part.columns()]
+        columns = [(name, sql_type) for name, sql_type, _ in part.columns()]
         rows = (
-            (state.tenant, state.subject, *(getattr(item, name) for name in names))
+            (state.tenant, state.subject, *(getattr(item, name) for name, _ in columns))
             for state in states
             for item in getattr(state, part.attribute).values()
         )
-        _copy(curs, Identifier(part.table), ("tenant", "subject", *names), rows)
+        _copy(curs, Identifier(part.table), [("tenant", "text"), ("subject", "text"), *columns], rows)
 
 
-def _copy(curs: Cursor, table: Identifier, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    statement = SQL("COPY {} ({}) FROM STDIN").format(table, SQL(", ").join(Identifier(c) for c in columns))
+def _copy(
+    curs: Cursor, table: Identifier, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Binary COPY: no per-value text quoting, which dominated saving a page."""
+    statement = SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        table, SQL(", ").join(Identifier(name) for name, _ in columns)
+    )
     with curs.copy(statement) as copy:
+        copy.set_types([sql_type for _, sql_type in columns])
         for row in rows:
             copy.write_row(row)
 

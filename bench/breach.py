@@ -1,0 +1,94 @@
+"""Breach impact on a large tenant: 1M subjects, 5M holding intervals, 100k shares.
+
+    python -m bench.breach [--subjects 1000000]
+
+Loads the read-model tables directly by COPY (synthetic rows, 5 systems per subject, holdings
+collected through 2025, 30 % later deleted), then times `breach_impact` for a one-day and a one-week
+window on one system, and for the whole year (every holder of that system affected). Target: under
+a second for the tenant. Never run by CI.
+"""
+
+import argparse
+import random
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from bench.common import fresh_database, run, services
+from ledger import logs
+from ledger.crypto import MasterKey
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections.breach import breach_impact
+from projections.projector import Projector
+
+SYSTEMS = {
+    "crm": "account_contact",
+    "messaging": "content",
+    "billing": "billing",
+    "analytics": "usage_metadata",
+    "backups": "account_contact",
+}
+JURISDICTIONS = ("DE", "FR", "GB", "US-CA", "US-NY", "EU")
+YEAR = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def main() -> None:
+    """Load, time the queries, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=1_000_000)
+    args = parser.parse_args()
+    settings = replace(Settings.from_env(), log_level="warning")
+    logs.configure(settings)
+    found = services(settings)
+    with fresh_database(found.database_url) as url:
+        ledger = Ledger(url, MasterKey.generate())
+        Projector(ledger, settings.projection_page)  # creates the read-model tables and indexes
+        started = time.perf_counter()
+        intervals = _load(url, args.subjects)
+        print(
+            f"loaded {args.subjects} subjects, {intervals} intervals in {time.perf_counter() - started:.0f} s"
+        )
+        for label, start, days in (("1 day", 180, 1), ("1 week", 180, 7), ("whole year", 0, 366)):
+            window = (YEAR + timedelta(days=start), YEAR + timedelta(days=start + days))
+            began = time.perf_counter()
+            impact = breach_impact(ledger, "big", ["crm"], window, discovered_at=window[1])
+            took = time.perf_counter() - began
+            print(f"breach of crm, {label:<10} {took:7.3f} s  {len(impact.affected):>9} subjects affected")
+        ledger.close()
+
+
+def _load(url: str, subjects: int) -> int:
+    rng = random.Random(11)
+    count = 0
+    with psycopg.connect(url) as conn, conn.cursor() as curs:
+        columns = "tenant, subject, opened_by, category, system, jurisdiction, held_from, held_until"
+        with curs.copy(f"COPY proj_intervals ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz"])
+            for n in range(subjects):
+                subject = f"s{n:07d}"
+                jurisdiction = rng.choice(JURISDICTIONS)
+                for system, category in SYSTEMS.items():
+                    held_from = YEAR + timedelta(minutes=rng.randrange(525_600))
+                    until = held_from + timedelta(days=rng.randrange(1, 200)) if rng.random() < 0.3 else None
+                    copy.write_row(
+                        ("big", subject, f"e{count}", category, system, jurisdiction, held_from, until)
+                    )
+                    count += 1
+        with curs.copy("COPY proj_shares (tenant, subject, recipient, recipient_type, categories, purpose, "
+                       "time, event_id) FROM STDIN") as copy:  # fmt: skip
+            for n in range(0, subjects, 10):
+                moment = YEAR + timedelta(minutes=rng.randrange(525_600))
+                copy.write_row(
+                    ("big", f"s{n:07d}", "crm", "subprocessor", ["billing"], "billing", moment, f"x{n}")
+                )
+        conn.commit()
+        curs.execute("ANALYZE proj_intervals")
+        curs.execute("ANALYZE proj_shares")
+    return count
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,40 @@
+"""What every benchmark needs: the running stack, a throw-away database, one-line errors."""
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from ledger import stack
+from ledger.errors import LedgerError
+from ledger.settings import Settings
+
+
+def services(settings: Settings) -> stack.Endpoints:
+    """The embedded stack (started if needed) or the external services LEDGER_* names."""
+    return stack.up(settings)
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """A new, empty database on the same server, dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a benchmark, turning the ledger's errors into one line."""
+    try:
+        main()
+    except LedgerError as error:
+        sys.exit(f"bench: error: {error}")

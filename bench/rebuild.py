@@ -1,0 +1,79 @@
+"""Rebuilding the read model from the event store, against reading the same events back.
+
+    python -m bench.rebuild [--events 1000000]
+
+Appends a realistic workload straight into a fresh event store (no Kafka) and projects it, then
+measures: the time to read every stored event back from PostgreSQL in the projector's pages (the
+ceiling), and the time `rebuild` takes to replay them all into the read model (and checks that the
+result equals the tables it replaced). Target: rebuild <= 2x the read-back time.
+Never run by CI.
+"""
+
+import argparse
+import itertools
+import time
+from dataclasses import replace
+
+import orjson
+
+from bench.common import fresh_database, run, services
+from consumers.contract import Contract
+from consumers.ingest import triage
+from consumers.workload import generate
+from ledger import logs
+from ledger.crypto import MasterKey
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections.projector import Projector
+from projections.rebuild import rebuild
+
+
+class _Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = "bench", 0, offset, None, value
+
+
+def main() -> None:
+    """Load, read back, rebuild, and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    settings = replace(Settings.from_env(), log_level="warning")
+    logs.configure(settings)
+    found = services(settings)
+    with fresh_database(found.database_url) as url:
+        ledger = Ledger(url, MasterKey.generate())
+        loaded = _load(ledger, args.events)
+        page = settings.projection_page
+        Projector(ledger, page).run(until_idle=True)  # the live tables a rebuild must reproduce
+        started = time.perf_counter()
+        after, read = 0, 0
+        while notifications := ledger.recorder.select_notifications(
+            start=after, limit=page, inclusive_of_start=False
+        ):
+            read += len(notifications)
+            after = notifications[-1].id
+        read_back = time.perf_counter() - started
+        report = rebuild(ledger, page, lambda *_: None)
+        ledger.close()
+    print(f"{loaded} facts appended, {read} stored events (with registrations and erasures), pages of {page}")
+    replay = report.events / report.seconds
+    print(f"{'read back from PostgreSQL':<34} {read_back:8.1f} s  {read / read_back:>10,.0f} events/s")
+    print(f"{'rebuild (replay into read model)':<34} {report.seconds:8.1f} s  {replay:>10,.0f} events/s")
+    ratio = report.seconds / read_back
+    print(f"rebuild / read back: {ratio:.2f}x  (target <= 2x); identical: {report.identical}")
+
+
+def _load(ledger: Ledger, count: int) -> int:
+    contract = Contract(256 * 1024)
+    events = generate(tenants=4, subjects=count)
+    loaded = 0
+    while batch := list(itertools.islice(events, min(5000, count - loaded))):
+        messages = [_Message(loaded + n, orjson.dumps(item)) for n, item in enumerate(batch)]
+        ledger.append(triage(messages, contract).facts)
+        loaded += len(batch)
+    return loaded
+
+
+if __name__ == "__main__":
+    run(main)
