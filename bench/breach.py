@@ -11,15 +11,12 @@ a second for the tenant. Never run by CI.
 import argparse
 import random
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from bench.common import fresh_database, run, services
-from ledger import logs
 from ledger.crypto import MasterKey
-from ledger.settings import Settings
 from ledger.store import Ledger
 from projections.breach import breach_impact
 from projections.projector import Projector
@@ -40,9 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=1_000_000)
     args = parser.parse_args()
-    settings = replace(Settings.from_env(), log_level="warning")
-    logs.configure(settings)
-    found = services(settings)
+    settings, found = services()
     with fresh_database(found.database_url) as url:
         ledger = Ledger(url, MasterKey.generate())
         Projector(ledger, settings.projection_page)  # creates the read-model tables and indexes

@@ -4,18 +4,21 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from ledger import stack
+from ledger import logs, stack
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 
 
-def services(settings: Settings) -> stack.Endpoints:
-    """The embedded stack (started if needed) or the external services LEDGER_* names."""
-    return stack.up(settings)
+def services() -> tuple[Settings, stack.Endpoints]:
+    """Quiet settings, and the embedded stack (started if needed) or the external services LEDGER_* names."""
+    settings = replace(Settings.from_env(), log_level="warning")
+    logs.configure(settings)
+    return settings, stack.up(settings)
 
 
 @contextmanager

@@ -32,7 +32,6 @@ from consumers.ingest import consume
 from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
 from consumers.workload import generate
-from ledger import logs
 from ledger.crypto import MasterKey
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact, postgres_env
@@ -44,8 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
-    base = Settings.from_env()
-    found = services(base)
+    base, found = services()
     tag = uuid.uuid4().hex[:8]
     settings = replace(
         base,
@@ -53,9 +51,7 @@ def main() -> None:
         events_topic=f"bench-events-{tag}",
         deadletter_topic=f"bench-dead-{tag}",
         consumer_group=f"bench-{tag}",
-        log_level="warning",
     )
-    logs.configure(settings)
     _run(settings, found.kafka_bootstrap, found.database_url, args.events)
 
 

@@ -12,7 +12,6 @@ Never run by CI.
 import argparse
 import itertools
 import time
-from dataclasses import replace
 
 import orjson
 
@@ -20,9 +19,7 @@ from bench.common import fresh_database, run, services
 from consumers.contract import Contract
 from consumers.ingest import triage
 from consumers.workload import generate
-from ledger import logs
 from ledger.crypto import MasterKey
-from ledger.settings import Settings
 from ledger.store import Ledger
 from projections.projector import Projector
 from projections.rebuild import rebuild
@@ -38,9 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    settings = replace(Settings.from_env(), log_level="warning")
-    logs.configure(settings)
-    found = services(settings)
+    settings, found = services()
     with fresh_database(found.database_url) as url:
         ledger = Ledger(url, MasterKey.generate())
         loaded = _load(ledger, args.events)
