@@ -51,7 +51,7 @@ def main() -> None:
             began = time.perf_counter()
             impact = breach_impact(ledger, "big", ["crm"], window, discovered_at=window[1])
             took = time.perf_counter() - began
-            print(f"breach of crm, {label:<10} {took:7.3f} s  {len(impact.affected):>9} subjects affected")
+            print(f"breach of crm, {label:<10} {took:7.3f} s  {impact.subjects:>9} subjects affected")
         ledger.close()
 
 

@@ -163,6 +163,7 @@ def _query_commands(command: Command) -> None:
     breach.add_argument("--from", dest="window_from", type=_moment, required=True, help="window start")
     breach.add_argument("--to", dest="window_to", type=_moment, required=True, help="window end")
     breach.add_argument("--discovered-at", type=_moment, help="when it was discovered (default: now)")
+    breach.add_argument("--subjects", action="store_true", help="also list each affected subject")
 
 
 def _audit_commands(command: Command) -> None:
@@ -393,19 +394,20 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
         (args.window_from, args.window_to),
         discovered_at=args.discovered_at or datetime.now(UTC),
         categories=args.category,
+        list_subjects=args.subjects,
     )
     if args.json:
         _print_json(queries.plain(asdict(impact)))
         return 0
-    print(
-        f"{len(impact.affected)} subject(s) of tenant {impact.tenant} exposed in {', '.join(impact.systems)}"
-    )
+    print(f"{impact.subjects} subject(s) of tenant {impact.tenant} exposed in {', '.join(impact.systems)}")
     for category, count in sorted(impact.by_category.items()):
         print(f"  {category:<24} {count:>8} subjects")
     for deadline in impact.deadlines:
         due = "no fixed deadline" if deadline.deadline is None else f"by {queries.plain(deadline.deadline)}"
         where = f"  {deadline.jurisdiction:<8} {deadline.subjects:>8} subjects"
         print(f"{where}: {deadline.regime}, notify {deadline.notify} {due}")
+    for person in impact.affected or []:
+        print(f"  {person.subject}: {', '.join(person.categories)} ({', '.join(person.jurisdictions)})")
     return 0
 
 

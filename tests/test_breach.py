@@ -1,13 +1,14 @@
 """Breach impact: windows that start before, end inside and miss holdings; shares; tenants; deadlines."""
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from ledger.store import Ledger
-from projections.breach import breach_impact
+from projections.breach import Affected, breach_impact
 from projections.projector import Projector
-from tests.helpers import T0, collected, fact
+from tests.helpers import T0, cli, collected, fact
 
 pytestmark = pytest.mark.services
 
@@ -68,13 +69,9 @@ def story(ledger: Ledger) -> Ledger:
 
 
 def _who(ledger: Ledger, start: int, end: int, systems: list[str] | None = None) -> list[str]:
-    impact = breach_impact(
-        ledger,
-        "acme",
-        systems or ["crm"],
-        (T0 + timedelta(minutes=start), T0 + timedelta(minutes=end)),
-        discovered_at=T0,
-    )
+    window = (T0 + timedelta(minutes=start), T0 + timedelta(minutes=end))
+    impact = breach_impact(ledger, "acme", systems or ["crm"], window, discovered_at=T0, list_subjects=True)
+    assert impact.affected is not None and impact.subjects == len(impact.affected)
     return [person.subject for person in impact.affected]
 
 
@@ -99,7 +96,7 @@ def test_counts_categories_and_deadlines_per_jurisdiction(story: Ledger) -> None
     impact = breach_impact(
         story, "acme", ["crm", "billing"], (T0, T0 + timedelta(minutes=70)), discovered_at=discovered
     )
-    assert [p.subject for p in impact.affected] == ["ann", "bob", "cat", "dan"]
+    assert impact.subjects == 4 and impact.affected is None  # counted; listed only when asked
     assert impact.by_category == {"account_contact": 2, "billing": 2}
     assert impact.by_jurisdiction["GB"] == {"subjects": 2, "categories": {"billing": 2}}
     deadlines = {d.jurisdiction: d for d in impact.deadlines}
@@ -111,7 +108,24 @@ def test_counts_categories_and_deadlines_per_jurisdiction(story: Ledger) -> None
 
 def test_tenants_are_isolated(story: Ledger) -> None:
     """globex's subject of the same id never appears in acme's breach, and vice versa."""
-    globex = breach_impact(story, "globex", ["crm"], (T0, T0 + timedelta(minutes=100)), discovered_at=T0)
-    assert [p.subject for p in globex.affected] == ["ann"]
-    assert all(p.jurisdictions == ["DE"] for p in globex.affected)
+    window = (T0, T0 + timedelta(minutes=100))
+    globex = breach_impact(story, "globex", ["crm"], window, discovered_at=T0, list_subjects=True)
+    assert globex.affected == [Affected("ann", ["account_contact"], ["DE"])]
+    assert globex.by_jurisdiction == {"DE": {"subjects": 1, "categories": {"account_contact": 1}}}
     assert _who(story, 55, 100) == ["bob"]
+
+
+def test_breach_command(story: Ledger, env: dict[str, str]) -> None:
+    """The CLI prints the counts and deadlines, lists subjects on request, and refuses a reversed window."""
+    window = ["--from", T0.isoformat(), "--to", (T0 + timedelta(minutes=70)).isoformat()]
+    shown = cli(
+        env, "breach", "acme", "--system", "crm", *window, "--discovered-at", T0.isoformat(), "--subjects"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "2 subject(s) of tenant acme exposed in crm" in shown.stdout
+    assert "GDPR" in shown.stdout and "  bob: account_contact (US-CA)" in shown.stdout
+    as_json = json.loads(cli(env, "breach", "acme", "--system", "crm", *window, "--json").stdout)
+    assert as_json["subjects"] == 2 and as_json["affected"] is None
+    reversed_window = ["--from", window[3], "--to", window[1]]
+    refused = cli(env, "breach", "acme", "--system", "crm", *reversed_window)
+    assert refused.returncode == 2 and "--from is after --to" in refused.stderr
