@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.rebuild
 	$(BIN)/python -m bench.breach
+	$(BIN)/python -m bench.pointintime
 
 down: install
 	$(CLI) down
