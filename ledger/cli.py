@@ -30,7 +30,7 @@ from ledger.errors import ErasureRefused, LedgerError, UsageError
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
-from projections import queries
+from projections import queries, tables
 from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
@@ -218,7 +218,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ledger(settings: Settings) -> tuple[Ledger, stack.Endpoints]:
     found = stack.endpoints(settings)
-    return Ledger(found.database_url, master_key(settings, create=False)[0]), found
+    ledger = Ledger(found.database_url, master_key(settings, create=False)[0])
+    tables.ensure(ledger)  # a query before the first projection finds empty tables, not missing ones
+    return ledger, found
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:

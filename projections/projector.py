@@ -15,12 +15,12 @@ from psycopg.sql import SQL
 from ledger.checkpoints import Checkpointer
 from ledger.errors import ErasureRefused
 from ledger.state import SubjectState, apply_erasure, apply_fact, erasure_due
-from ledger.store import Ledger, retry_schema_change
+from ledger.store import Ledger
 from ledger.subject import Subject
 from projections import tables
 
 log = structlog.get_logger()
-NAME = "subjects"
+NAME = tables.PROJECTION
 
 
 @dataclass
@@ -39,15 +39,7 @@ class Projector:
         self.page = page
         self.checkpointer = checkpointer
         self.datastore = ledger.writer.datastore
-        retry_schema_change(self._create)
-
-    def _create(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            tables.create(curs)
-            curs.execute(
-                SQL("INSERT INTO {} VALUES (%s, 0) ON CONFLICT DO NOTHING").format(tables.POSITIONS),
-                (NAME,),
-            )
+        tables.ensure(ledger)
 
     def position(self) -> int:
         """The notification id of the last event applied."""

@@ -25,6 +25,7 @@ from ledger.state import (
     SubjectState,
     Violation,
 )
+from ledger.store import Ledger, retry_schema_change
 
 _SQL_TYPES: dict[object, str] = {
     str: "text",
@@ -82,6 +83,7 @@ SUBJECT_COLUMNS = tuple(name for name, _ in SUBJECT_COLUMN_TYPES)
 SUBJECTS_TABLE = "proj_subjects"
 SUBJECTS = Identifier(SUBJECTS_TABLE)
 POSITIONS = Identifier("proj_positions")
+PROJECTION = "subjects"  # the name its position is tracked under
 
 
 def create(curs: Cursor) -> None:
@@ -115,6 +117,19 @@ def create(curs: Cursor) -> None:
         "CREATE INDEX IF NOT EXISTS proj_intervals_window ON proj_intervals (tenant, system, held_from)"
     )
     curs.execute("CREATE INDEX IF NOT EXISTS proj_shares_recipient ON proj_shares (tenant, recipient, time)")
+
+
+def ensure(ledger: Ledger) -> None:
+    """Create the read model (and its position row) where missing, racing other processes safely."""
+
+    def create_all() -> None:
+        with ledger.writer.datastore.transaction(commit=True) as curs:
+            create(curs)
+            curs.execute(
+                SQL("INSERT INTO {} VALUES (%s, 0) ON CONFLICT DO NOTHING").format(POSITIONS), (PROJECTION,)
+            )
+
+    retry_schema_change(create_all)
 
 
 def _matching(keys: Sequence[tuple[str, str]]) -> tuple[Composed, tuple[list[str], list[str]]]:

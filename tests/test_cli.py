@@ -71,6 +71,13 @@ def test_unknown_subject_exits_2_with_one_line(env: dict[str, str]) -> None:
     assert "has no subject 'nobody'" in line
 
 
+def test_query_before_any_projection_is_an_unknown_subject(env: dict[str, str]) -> None:
+    """On a database nothing was projected into yet, a query says the subject is unknown, not that
+    a table is missing."""
+    line = _one_line_error(cli(env, "check", "acme", "nobody", "--purpose", "service", "--channel", "sms"))
+    assert "has no subject 'nobody'" in line
+
+
 def test_bad_configuration_exits_2_with_one_line(env: dict[str, str]) -> None:
     """A malformed LEDGER_* value names the variable and what to set instead."""
     line = _one_line_error(cli({**env, "LEDGER_BATCH_SIZE": "lots"}, "stats"))
