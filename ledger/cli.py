@@ -27,6 +27,7 @@ from ledger.checkpoints import Checkpointer
 from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
+from ledger.retention import load_policy
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -376,7 +377,7 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    document = export(ledger, args.tenant, args.subject)
+    document = export(ledger, args.tenant, args.subject, load_policy(settings.retention_policy))
     try:
         args.out.write_text(json.dumps(document, indent=2) + "\n")
     except OSError as error:
@@ -465,7 +466,7 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
     else:
         state = queries.subject_state(ledger, args.tenant, args.subject)
-    document = queries.as_json(state)
+    document = queries.as_json(state, load_policy(settings.retention_policy))
     if args.json:
         _print_json(document)
         return 0
@@ -475,7 +476,8 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     if document["account_closed_at"]:
         print(f"  account closed {document['account_closed_at']}")
     _section("holdings", document["holdings"], "{category} in {system}: {status}, {legal_basis} "
-             "for {purposes}, collected {first_collected} .. {last_collected}")  # fmt: skip
+             "for {purposes}, collected {first_collected} .. {last_collected}; retention "
+             "{retention_status} {retention_expires_at} ({retention_rule}: {retention_note})")  # fmt: skip
     _section("consent", document["consent"], "{purpose} on {channel}: {state} since {since} ({event_id})")
     _section(
         "shares",

@@ -30,6 +30,7 @@ class Settings:
     master_key: str | None
     master_key_file: Path | None
     checkpoint_every: int
+    retention_policy: Path | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -53,6 +54,7 @@ class Settings:
             master_key=reader.optional("MASTER_KEY"),
             master_key_file=_path(reader.optional("MASTER_KEY_FILE")),
             checkpoint_every=reader.integer("CHECKPOINT_EVERY", 10_000, low=1, high=10**9),
+            retention_policy=_path(reader.optional("RETENTION_POLICY")),
         )
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import SubjectErased
+from ledger.retention import Rule, retention
 from ledger.store import Ledger
 from projections.history import history
 from projections.queries import plain
@@ -13,7 +14,7 @@ FORMAT = "urn:consent-ledger:export:v1"
 CONSENT_TYPES = ("consent.given", "consent.withdrawn", "optout.received")
 
 
-def export(ledger: Ledger, tenant: str, subject: str) -> dict[str, Any]:
+def export(ledger: Ledger, tenant: str, subject: str, rules: list[Rule]) -> dict[str, Any]:
     """A structured, machine-readable document of the subject's data, bases, recipients and rights."""
     state = ledger.subject(tenant, subject).state
     if state.erased:
@@ -27,7 +28,10 @@ def export(ledger: Ledger, tenant: str, subject: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC),
         "controller": tenant,
         "subject": subject,
-        "holdings": [asdict(holding) for holding in state.holdings.values()],
+        "holdings": [
+            asdict(holding) | {"retention": asdict(retention(holding, state, rules))}
+            for holding in state.holdings.values()
+        ],
         "personal_data": [
             {
                 "category": entry.data["category"],

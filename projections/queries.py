@@ -8,6 +8,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.contact import Decision, decide
 from ledger.errors import UnknownSubject
+from ledger.retention import Rule, retention
 from ledger.state import Consent, SubjectState
 from ledger.store import Ledger
 from projections import tables
@@ -59,13 +60,26 @@ def counts(ledger: Ledger) -> dict[str, dict[str, int]]:
     }
 
 
-def as_json(state: SubjectState) -> dict[str, Any]:
-    """The subject as a JSON-ready document (the `subject --json` contract)."""
+def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, Any]:
+    """The subject as a JSON-ready document (the `subject --json` contract); with a retention
+    policy's `rules`, each holding also says when it expires and under which rule."""
 
     def rows(collection: dict[Any, Any]) -> list[dict[str, Any]]:
         return [plain(asdict(item)) for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
 
     shares = sorted((asdict(s) for s in state.shares.values()), key=lambda s: (s["time"], s["event_id"]))
+    holdings = rows(state.holdings)
+    if rules is not None:
+        for holding, row in zip(
+            sorted(state.holdings.items(), key=lambda kv: str(kv[0])), holdings, strict=True
+        ):
+            kept = retention(holding[1], state, rules)
+            row |= {
+                "retention_expires_at": plain(kept.expires_at),
+                "retention_rule": kept.rule,
+                "retention_status": kept.status,
+                "retention_note": kept.note,
+            }
     return {
         "tenant": state.tenant,
         "subject": state.subject,
@@ -74,7 +88,7 @@ def as_json(state: SubjectState) -> dict[str, Any]:
         "first_seen": plain(state.first_seen),
         "last_event_at": plain(state.last_event_at),
         "account_closed_at": plain(state.account_closed_at),
-        "holdings": rows(state.holdings),
+        "holdings": holdings,
         "consent": rows(state.consent),
         "shares": [plain(s) for s in shares],
         "deletion_requests": rows(state.deletion_requests),

@@ -10,6 +10,8 @@ from typing import Any
 
 ENVELOPE = "cloudevent"
 VOCABULARY = "vocabulary"
+RETENTION_POLICY = "retention-policy"
+NOT_EVENTS = (ENVELOPE, VOCABULARY, RETENTION_POLICY)
 
 
 @cache
@@ -25,7 +27,7 @@ def event_types() -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for entry in resources.files(__name__).iterdir():
         stem, _, suffix = entry.name.rpartition(".v")
-        if not suffix.endswith(".json") or stem in (ENVELOPE, VOCABULARY):
+        if not suffix.endswith(".json") or stem in NOT_EVENTS:
             continue
         found.setdefault(stem, []).append(int(suffix.removesuffix(".json")))
     return {name: sorted(versions) for name, versions in sorted(found.items())}

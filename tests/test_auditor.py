@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import SubjectErased, UnknownEvent, UsageError
+from ledger.retention import load_policy
 from ledger.store import Ledger
 from projections.export import export
 from projections.history import history
@@ -95,8 +96,9 @@ def test_export_has_data_bases_recipients_consents_and_requests(
 ) -> None:
     """The export is machine-readable JSON with everything Art. 15 asks for, personal values opened."""
     _story(ledger)
-    document = export(ledger, "acme", "eve")
+    document = export(ledger, "acme", "eve", load_policy(None))
     assert document["holdings"][0]["legal_basis"] == "contract"
+    assert document["holdings"][0]["retention"]["rule"] == "account-data"
     assert document["personal_data"][0]["values"] == {"personal_data": {"phone": "+15550001111"}}
     assert [r["recipient"] for r in document["recipients"]] == ["stripe-payments"]
     assert [c["type"] for c in document["consent_history"]] == ["consent.given", "consent.withdrawn"]
@@ -111,7 +113,7 @@ def test_export_refuses_an_erased_subject(ledger: Ledger, env: dict[str, str], t
     _story(ledger)
     ledger.erase("acme", "eve", "test", only_if_due=False)
     with pytest.raises(SubjectErased):
-        export(ledger, "acme", "eve")
+        export(ledger, "acme", "eve", load_policy(None))
     result = cli(env, "export", "acme", "eve", "--out", str(tmp_path / "x.json"))
     assert result.returncode == 2 and "was erased at" in result.stderr
     assert all(entry.personal in (None, "erased") for entry in history(ledger, "acme", "eve"))

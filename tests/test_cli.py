@@ -107,3 +107,22 @@ def test_status_reports_external_services(env: dict[str, str]) -> None:
         ("postgresql", True, False),
         ("kafka", True, False),
     ]
+
+
+def test_subject_shows_retention_per_holding(env: dict[str, str], tmp_path: Path) -> None:
+    """`subject --json` carries, per holding, when it expires and under which rule of the policy."""
+    events = tmp_path / "events.jsonl"
+    billing = collected("billing", "billing") | {"legal_basis": "contract"}
+    lines = [
+        event("acme", "rita", "data.collected", billing, minutes=1),
+        event("acme", "rita", "account.closed", {}),
+    ]
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert cli(env, "publish", str(events)).returncode == 0
+    assert cli(env, "consume", "--until-idle").returncode == 0
+    assert cli(env, "project", "--until-idle").returncode == 0
+    holding = json.loads(cli(env, "subject", "acme", "rita", "--json").stdout)["holdings"][0]
+    assert (holding["retention_rule"], holding["retention_status"]) == ("billing-records", "scheduled")
+    assert holding["retention_expires_at"] == "2033-01-01T00:00:00Z"
+    bad = cli({**env, "LEDGER_RETENTION_POLICY": str(tmp_path / "missing.toml")}, "subject", "acme", "rita")
+    assert bad.returncode == 2 and "LEDGER_RETENTION_POLICY" in bad.stderr

@@ -1,0 +1,148 @@
+"""Retention as data: which rule governs a holding, from what trigger, and when it expires.
+
+The policy is a TOML file (`LEDGER_RETENTION_POLICY`, default: `retention_policy.toml` shipped here)
+validated by `schemas/retention-policy.v1.json`. Everything but loading is pure.
+"""
+
+import calendar
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+import schemas
+from ledger.errors import ConfigError
+from ledger.state import GRANTED, Holding, SubjectState
+
+SCHEDULED = "scheduled"  # expires at a known instant
+AWAITING_TRIGGER = "awaiting_trigger"  # the trigger (e.g. account closure) has not happened yet
+NO_RULE = "no_rule"  # nothing in the policy covers it: reported, never kept silently forever
+HELD = "held"  # a legal hold suspends expiry
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of the policy."""
+
+    id: str
+    category: str
+    duration: str
+    trigger: str
+    legal_basis: str | None = None
+    purpose: str | None = None
+    jurisdiction: str | None = None
+    description: str | None = None
+
+    def matches(self, holding: Holding) -> bool:
+        """True when every field the rule names agrees with the holding."""
+        return (
+            self.category == holding.category
+            and self.legal_basis in (None, holding.legal_basis)
+            and (self.purpose is None or self.purpose in holding.purposes)
+            and self.jurisdiction in (None, holding.jurisdiction)
+        )
+
+    @property
+    def specificity(self) -> int:
+        """How many optional fields narrow the rule; the most specific match wins."""
+        return sum(field is not None for field in (self.legal_basis, self.purpose, self.jurisdiction))
+
+
+@dataclass(frozen=True)
+class Retention:
+    """When a holding expires, under which rule, or why that cannot be said."""
+
+    status: str
+    expires_at: datetime | None
+    rule: str | None
+    note: str
+
+
+def load_policy(path: Path | None) -> list[Rule]:
+    """The rules of the policy file at `path` (default: the one shipped with the ledger)."""
+    try:
+        text = (
+            path.read_text()
+            if path
+            else resources.files("ledger").joinpath("retention_policy.toml").read_text()
+        )
+        document = tomllib.loads(text)
+    except OSError as error:
+        raise ConfigError(f"cannot read LEDGER_RETENTION_POLICY {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"retention policy {path} is not valid TOML: {error}") from None
+    return parse_policy(document, str(path or "retention_policy.toml"))
+
+
+def parse_policy(document: dict[str, Any], origin: str) -> list[Rule]:
+    """Validate a decoded policy against its schema and turn it into rules."""
+    vocabulary = schemas.load(schemas.VOCABULARY)
+    validator = jsonschema_rs.validator_for(
+        schemas.load(schemas.RETENTION_POLICY),
+        registry=jsonschema_rs.Registry([(vocabulary["$id"], vocabulary)]),
+    )
+    error = next(iter(validator.iter_errors(document)), None)
+    if error is not None:
+        place = ".".join(str(part) for part in error.instance_path) or "the document"
+        raise ConfigError(f"retention policy {origin}: {place}: {error.message}")
+    rules = [Rule(**rule) for rule in document["rule"]]
+    duplicates = {rule.id for rule in rules if [r.id for r in rules].count(rule.id) > 1}
+    if duplicates:
+        raise ConfigError(
+            f"retention policy {origin}: rule ids must be unique, repeated: {', '.join(sorted(duplicates))}"
+        )
+    return rules
+
+
+def retention(holding: Holding, state: SubjectState, rules: list[Rule]) -> Retention:
+    """The retention of one holding of a subject under the policy `rules`."""
+    matching = [rule for rule in rules if rule.matches(holding)]
+    if not matching:
+        return Retention(
+            NO_RULE, None, None, f"no rule covers {holding.category} under {holding.legal_basis}"
+        )
+    rule = max(matching, key=lambda r: (r.specificity, -rules.index(r)))
+    anchor = _trigger_time(rule.trigger, holding, state)
+    if anchor is None:
+        return Retention(
+            AWAITING_TRIGGER, None, rule.id, f"expires {rule.duration} after {rule.trigger}, not yet"
+        )
+    expires = add_duration(anchor, rule.duration)
+    hold = next(
+        (h for h in state.legal_holds.values() if h.categories is None or holding.category in h.categories),
+        None,
+    )
+    if hold is not None:
+        return Retention(HELD, expires, rule.id, f"suspended by legal hold {hold.hold_id}")
+    return Retention(SCHEDULED, expires, rule.id, f"{rule.duration} after {rule.trigger}")
+
+
+def add_duration(start: datetime, duration: str) -> datetime:
+    """`start` plus an ISO 8601 calendar duration; the 29th of February falls back to the 28th."""
+    found = _DURATION.match(duration)
+    if found is None:
+        raise ConfigError(f"duration {duration!r} is not ISO 8601 years/months/days, such as P7Y or P30D")
+    years, months, days = (int(part or 0) for part in found.groups())
+    total = start.month - 1 + months + 12 * (start.year + years)
+    year, month = divmod(total, 12)
+    day = min(start.day, calendar.monthrange(year, month + 1)[1])
+    return start.replace(year=year, month=month + 1, day=day) + timedelta(days=days)
+
+
+def _trigger_time(trigger: str, holding: Holding, state: SubjectState) -> datetime | None:
+    if trigger == "collected":
+        return holding.first_collected
+    if trigger == "last_activity":
+        return state.last_event_at
+    if trigger == "account_closed":
+        return state.account_closed_at
+    consents = [c for c in state.consent.values() if c.purpose in holding.purposes]
+    if not consents or any(c.state == GRANTED for c in consents):
+        return None
+    return max(c.since for c in consents)
