@@ -38,6 +38,7 @@ from projections.history import history
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.receipts import receipt
+from projections.retention import expired
 from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _operation_commands(command)
     _query_commands(command)
+    _retention_commands(command)
     _audit_commands(command)
     return parser
 
@@ -165,6 +167,13 @@ def _query_commands(command: Command) -> None:
     breach.add_argument("--to", dest="window_to", type=_moment, required=True, help="window end")
     breach.add_argument("--discovered-at", type=_moment, help="when it was discovered (default: now)")
     breach.add_argument("--subjects", action="store_true", help="also list each affected subject")
+
+
+def _retention_commands(command: Command) -> None:
+    purge = command("purge", _purge, "what the retention sweep would order purged now", json=True)
+    purge.add_argument("--dry-run", action="store_true", required=True, help="list, order nothing")
+    purge.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
+    purge.add_argument("--tenant", help="only this tenant")
 
 
 def _audit_commands(command: Command) -> None:
@@ -411,6 +420,20 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{where}: {deadline.regime}, notify {deadline.notify} {due}")
     for person in impact.affected or []:
         print(f"  {person.subject}: {', '.join(person.categories)} ({', '.join(person.jurisdictions)})")
+    return 0
+
+
+def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    due = expired(ledger, load_policy(settings.retention_policy), args.at or datetime.now(UTC), args.tenant)
+    if args.json:
+        _print_json([queries.plain(asdict(item)) for item in due])
+        return 0
+    for item in due:
+        when = queries.plain(item.expires_at)
+        what = f"{item.category} in {item.system}"
+        print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
+    print(f"{len(due)} holding(s) due for purge")
     return 0
 
 

@@ -17,12 +17,12 @@ import jsonschema_rs
 
 import schemas
 from ledger.errors import ConfigError
-from ledger.state import GRANTED, Holding, SubjectState
+from ledger.state import GRANTED, HELD, Holding, SubjectState
 
 SCHEDULED = "scheduled"  # expires at a known instant
 AWAITING_TRIGGER = "awaiting_trigger"  # the trigger (e.g. account closure) has not happened yet
 NO_RULE = "no_rule"  # nothing in the policy covers it: reported, never kept silently forever
-HELD = "held"  # a legal hold suspends expiry
+SUSPENDED = "suspended"  # a legal hold suspends expiry
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 
 
@@ -119,7 +119,7 @@ def retention(holding: Holding, state: SubjectState, rules: list[Rule]) -> Reten
         None,
     )
     if hold is not None:
-        return Retention(HELD, expires, rule.id, f"suspended by legal hold {hold.hold_id}")
+        return Retention(SUSPENDED, expires, rule.id, f"suspended by legal hold {hold.hold_id}")
     return Retention(SCHEDULED, expires, rule.id, f"{rule.duration} after {rule.trigger}")
 
 
@@ -146,3 +146,30 @@ def _trigger_time(trigger: str, holding: Holding, state: SubjectState) -> dateti
     if not consents or any(c.state == GRANTED for c in consents):
         return None
     return max(c.since for c in consents)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A holding whose retention has run out: what a purge order names."""
+
+    tenant: str
+    subject: str
+    system: str
+    category: str
+    rule: str
+    expires_at: datetime
+
+
+def due_purges(state: SubjectState, rules: list[Rule], now: datetime) -> list[Due]:
+    """The subject's holdings still held whose retention expired by `now` and that no hold covers."""
+    due = []
+    for holding in state.holdings.values():
+        if holding.status != HELD:
+            continue
+        kept = retention(holding, state, rules)
+        if kept.status == SCHEDULED and kept.expires_at is not None and kept.expires_at <= now:
+            assert kept.rule is not None
+            due.append(
+                Due(state.tenant, state.subject, holding.system, holding.category, kept.rule, kept.expires_at)
+            )
+    return due

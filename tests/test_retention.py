@@ -7,16 +7,19 @@ import pytest
 from ledger.errors import ConfigError
 from ledger.retention import (
     AWAITING_TRIGGER,
-    HELD,
     NO_RULE,
     SCHEDULED,
+    SUSPENDED,
     add_duration,
     load_policy,
     parse_policy,
     retention,
 )
 from ledger.state import SubjectState, apply_fact
-from tests.helpers import T0, collected, consent
+from ledger.store import Ledger
+from projections.projector import Projector
+from projections.retention import expired
+from tests.helpers import T0, cli, collected, consent, fact
 
 RULES = load_policy(None)
 
@@ -77,7 +80,7 @@ def test_consent_withdrawn_trigger_and_legal_hold() -> None:
     assert (kept.rule, kept.expires_at) == ("marketing-consent-withdrawn", T0 + timedelta(days=35))
     apply_fact(state, "legalhold.placed", "h", T0 + timedelta(days=6), {"hold_id": "h1", "reason": "audit"})
     held = retention(holding, state, RULES)
-    assert held.status == HELD and "h1" in held.note and held.expires_at == kept.expires_at
+    assert held.status == SUSPENDED and "h1" in held.note and held.expires_at == kept.expires_at
 
 
 def test_calendar_durations() -> None:
@@ -96,3 +99,37 @@ def test_bad_policies_are_config_errors() -> None:
     good = rule | {"category": "billing"}
     with pytest.raises(ConfigError, match="repeated: r"):
         parse_policy({"version": 1, "rule": [good, good]}, "test")
+
+
+@pytest.mark.services
+def test_dry_run_lists_expired_holdings_not_held_or_deleted(ledger: Ledger, env: dict[str, str]) -> None:
+    """A year of retention in milliseconds: what expired, under which rule; holds and deletions excluded."""
+    billing = _holding("billing", "contract")
+    ledger.append(
+        [
+            fact("acme", "ann", "a1", "data.collected", data=billing),
+            fact("acme", "ann", "a2", "account.closed", minutes=60),
+            fact("acme", "bea", "b1", "data.collected", data=billing),
+            fact("acme", "bea", "b2", "account.closed", minutes=60),
+            fact(
+                "acme", "bea", "b3", "legalhold.placed", minutes=61, data={"hold_id": "h", "reason": "audit"}
+            ),
+            fact("acme", "cal", "c1", "data.collected", data=billing),
+            fact("acme", "cal", "c2", "account.closed", minutes=60),
+            fact("acme", "cal", "c3", "deletion.completed", minutes=61, data={"system": "crm"}),
+            fact("globex", "ann", "g1", "data.collected", data=billing),
+            fact("globex", "ann", "g2", "account.closed", minutes=60),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    closed = T0 + timedelta(minutes=60)
+    seven_years = closed.replace(year=closed.year + 7)
+    assert expired(ledger, RULES, seven_years - timedelta(seconds=1)) == []
+    due = expired(ledger, RULES, seven_years, tenant="acme")
+    assert [(d.tenant, d.subject, d.category, d.system, d.rule, d.expires_at) for d in due] == [
+        ("acme", "ann", "billing", "crm", "billing-records", seven_years)
+    ]
+    assert {d.tenant for d in expired(ledger, RULES, seven_years)} == {"acme", "globex"}
+    listed = cli(env, "purge", "--dry-run", "--at", seven_years.isoformat(), "--tenant", "acme")
+    assert listed.returncode == 0 and "acme/ann: billing in crm expired" in listed.stdout
+    assert "1 holding(s) due for purge" in listed.stdout

@@ -1,0 +1,39 @@
+"""Retention across a whole ledger: which holdings have expired and must be purged."""
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from psycopg.sql import SQL
+
+from ledger.retention import Due, Rule, due_purges
+from ledger.state import SubjectState
+from ledger.store import Ledger
+from projections import tables
+
+PAGE = 2000
+
+
+def expired(ledger: Ledger, rules: list[Rule], now: datetime, tenant: str | None = None) -> list[Due]:
+    """Every holding, of every subject (of one tenant, if given), that is due for purge at `now`."""
+    return [due for state in _states(ledger, tenant) for due in due_purges(state, rules, now)]
+
+
+def _states(ledger: Ledger, tenant: str | None) -> Iterator[SubjectState]:
+    """Every projected subject with holdings still held, read in pages."""
+    after = ("", "")
+    while True:
+        with ledger.writer.datastore.transaction() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT DISTINCT tenant, subject FROM proj_holdings WHERE status = 'held' "
+                    "AND (tenant, subject) > (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
+                    "ORDER BY tenant, subject LIMIT %s"
+                ),
+                (*after, tenant, tenant, PAGE),
+            )
+            keys = [(row["tenant"], row["subject"]) for row in curs.fetchall()]
+            if not keys:
+                return
+            states = tables.load(curs, keys)
+        yield from (states[key] for key in keys)
+        after = keys[-1]
