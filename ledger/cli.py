@@ -27,7 +27,8 @@ from ledger.checkpoints import Checkpointer
 from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
-from ledger.retention import load_policy
+from ledger.policy import changes
+from ledger.retention import load_policy, policy_document
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -174,6 +175,16 @@ def _retention_commands(command: Command) -> None:
     purge.add_argument("--dry-run", action="store_true", required=True, help="list, order nothing")
     purge.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
     purge.add_argument("--tenant", help="only this tenant")
+    adopt = command("adopt-policy", _adopt_policy, "record that a retention policy applies from now on")
+    adopt.add_argument(
+        "--file", type=Path, help="the policy (default: LEDGER_RETENTION_POLICY or the shipped one)"
+    )
+    adopt.add_argument("--by", required=True, help="who adopts it")
+    adopt.add_argument("--reason", required=True, help="why")
+    policies = command(
+        "policies", _policies, "every retention policy adopted, who, when, what changed", json=True
+    )
+    policies.add_argument("--at", type=_moment, help="only the policy in force at this instant")
 
 
 def _audit_commands(command: Command) -> None:
@@ -434,6 +445,52 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         what = f"{item.category} in {item.system}"
         print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
     print(f"{len(due)} holding(s) due for purge")
+    return 0
+
+
+def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
+    path = args.file or settings.retention_policy
+    load_policy(path)  # refuse an invalid policy before recording it
+    ledger, _ = _ledger(settings)
+    adopted = ledger.adopt_policy(policy_document(path), args.by, args.reason)
+    if adopted is None:
+        print("that policy is already in force; nothing recorded")
+    else:
+        print(f"adopted retention policy {adopted.digest[:16]} at {queries.plain(adopted.timestamp)}")
+    return 0
+
+
+def _policies(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, _ = _ledger(settings)
+    history = ledger.policy()
+    adoptions = history.adoptions
+    if args.at is not None:
+        in_force = history.at(args.at)
+        adoptions = [] if in_force is None else [in_force]
+    rows = []
+    for adoption in adoptions:
+        before = history.adoptions.index(adoption)
+        previous = history.adoptions[before - 1].document if before else None
+        rows.append(
+            {
+                "adopted_at": queries.plain(adoption.timestamp),
+                "adopted_by": adoption.adopted_by,
+                "reason": adoption.reason,
+                "digest": adoption.digest,
+                "changes": changes(previous, adoption.document),
+                "rules": [rule["id"] for rule in adoption.document["rule"]],
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no retention policy adopted" + (" by then" if args.at else ""))
+    for row in rows:
+        print(f"{row['adopted_at']} by {row['adopted_by']} ({row['reason']}): policy {row['digest'][:16]}")
+        for kind, ids in row["changes"].items():
+            if ids:
+                print(f"    {kind}: {', '.join(ids)}")
     return 0
 
 

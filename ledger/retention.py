@@ -66,18 +66,22 @@ class Retention:
 
 def load_policy(path: Path | None) -> list[Rule]:
     """The rules of the policy file at `path` (default: the one shipped with the ledger)."""
+    return parse_policy(policy_document(path), str(path or "retention_policy.toml"))
+
+
+def policy_document(path: Path | None) -> dict[str, Any]:
+    """The policy file at `path` (default: the shipped one), decoded but not yet validated."""
     try:
         text = (
             path.read_text()
             if path
             else resources.files("ledger").joinpath("retention_policy.toml").read_text()
         )
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except OSError as error:
         raise ConfigError(f"cannot read LEDGER_RETENTION_POLICY {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"retention policy {path} is not valid TOML: {error}") from None
-    return parse_policy(document, str(path or "retention_policy.toml"))
 
 
 def parse_policy(document: dict[str, Any], origin: str) -> list[Rule]:

@@ -27,6 +27,7 @@ from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
 from ledger.keys import DataKey, KeyStore
+from ledger.policy import POLICY_ID, RetentionPolicy, digest
 from ledger.state import erasure_due
 from ledger.subject import FACT_CLASSES, Subject, subject_id
 from ledger.transcoder import OrjsonTranscoder
@@ -329,6 +330,49 @@ class Ledger(Application[UUID]):
             self.writer.store(curs, stored)
         log.info("subject.erased", tenant=tenant, subject=subject, keys=len(destroyed))
         return erased
+
+    def adopt_policy(
+        self, document: dict[str, Any], adopted_by: str, reason: str
+    ) -> RetentionPolicy.Adopted | None:
+        """Record that `document` is the retention policy from now on; None if it already is."""
+        now = datetime.now(UTC)
+        with self.writer.writing() as curs:
+            head = self.writer.heads(curs, [POLICY_ID]).get(POLICY_ID)
+            stored: list[StoredEvent] = []
+            if head is None:
+                started = RetentionPolicy.Started(
+                    originator_id=POLICY_ID,
+                    originator_version=1,
+                    timestamp=now,
+                    originator_topic=get_topic(RetentionPolicy),
+                )
+                head = self._chain(stored, started)
+            else:
+                current = self.policy().adoptions
+                if current and current[-1].digest == digest(document):
+                    return None
+            adopted = RetentionPolicy.Adopted(
+                originator_id=POLICY_ID,
+                originator_version=head.version + 1,
+                timestamp=now,
+                document=document,
+                digest=digest(document),
+                adopted_by=adopted_by,
+                reason=reason,
+                previous_hash=head.hash,
+            )
+            self._chain(stored, adopted)
+            self.writer.store(curs, stored)
+        log.info("policy.adopted", digest=adopted.digest, adopted_by=adopted_by)
+        return adopted
+
+    def policy(self) -> RetentionPolicy:
+        """The history of retention policies (empty when none was ever adopted)."""
+        try:
+            history: RetentionPolicy = self.repository.get(POLICY_ID)
+        except AggregateNotFoundError:
+            return RetentionPolicy()
+        return history
 
     def rewrap_keys(self, new: MasterKey) -> int:
         """Re-wrap every live data key under a new master key, in one transaction."""

@@ -1,6 +1,8 @@
 """Retention policy as data: matching rules, triggers, calendar arithmetic, holds, and bad policies."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from ledger.retention import (
     add_duration,
     load_policy,
     parse_policy,
+    policy_document,
     retention,
 )
 from ledger.state import SubjectState, apply_fact
@@ -133,3 +136,43 @@ def test_dry_run_lists_expired_holdings_not_held_or_deleted(ledger: Ledger, env:
     listed = cli(env, "purge", "--dry-run", "--at", seven_years.isoformat(), "--tenant", "acme")
     assert listed.returncode == 0 and "acme/ann: billing in crm expired" in listed.stdout
     assert "1 holding(s) due for purge" in listed.stdout
+
+
+@pytest.mark.services
+def test_policy_adoptions_are_chained_events(ledger: Ledger, env: dict[str, str], tmp_path: Path) -> None:
+    """Adopting records who, when and what changed; re-adopting the same policy records nothing; the
+    policy in force at a past instant is answerable; verify covers the record."""
+    first = cli(env, "adopt-policy", "--by", "dpo@acme", "--reason", "initial")
+    assert first.returncode == 0 and "adopted retention policy" in first.stdout
+    assert "already in force" in cli(env, "adopt-policy", "--by", "dpo@acme", "--reason", "again").stdout
+    between = datetime.now(UTC)
+    shorter = policy_document(None)
+    shorter["rule"] = [r | {"duration": "P6M"} if r["id"] == "content" else r for r in shorter["rule"]]
+    extra = {"id": "support-short", "category": "support", "duration": "P1Y", "trigger": "collected"}
+    shorter["rule"].append(extra | {"legal_basis": "consent"})
+    path = tmp_path / "policy.toml"
+    path.write_text(_toml(shorter))
+    assert (
+        cli(env, "adopt-policy", "--file", str(path), "--by", "cto@acme", "--reason", "shorter").returncode
+        == 0
+    )
+
+    rows = json.loads(cli(env, "policies", "--json").stdout)
+    assert [(r["adopted_by"], r["reason"]) for r in rows] == [
+        ("dpo@acme", "initial"),
+        ("cto@acme", "shorter"),
+    ]
+    assert rows[1]["changes"] == {"added": ["support-short"], "removed": [], "changed": ["content"]}
+    then = json.loads(cli(env, "policies", "--at", between.isoformat(), "--json").stdout)
+    assert [r["reason"] for r in then] == ["initial"]
+    assert ledger.policy().at(T0) is None
+    assert cli(env, "checkpoint").returncode == 0
+    assert cli(env, "verify").returncode == 0
+
+
+def _toml(document: dict[str, object]) -> str:
+    lines = [f"version = {document['version']}"]
+    for rule in document["rule"]:  # type: ignore[attr-defined]
+        lines.append("[[rule]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in rule.items())
+    return "\n".join(lines) + "\n"
