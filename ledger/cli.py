@@ -28,7 +28,7 @@ from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
 from ledger.policy import changes
-from ledger.retention import load_policy, policy_document
+from ledger.retention import Rule, load_policy, parse_policy, policy_document
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -397,7 +397,7 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    document = export(ledger, args.tenant, args.subject, load_policy(settings.retention_policy))
+    document = export(ledger, args.tenant, args.subject, _rules(ledger, settings))
     try:
         args.out.write_text(json.dumps(document, indent=2) + "\n")
     except OSError as error:
@@ -436,7 +436,8 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
 
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    due = expired(ledger, load_policy(settings.retention_policy), args.at or datetime.now(UTC), args.tenant)
+    at = args.at or datetime.now(UTC)
+    due = expired(ledger, _rules(ledger, settings, at), at, args.tenant)
     if args.json:
         _print_json([queries.plain(asdict(item)) for item in due])
         return 0
@@ -446,6 +447,14 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
     print(f"{len(due)} holding(s) due for purge")
     return 0
+
+
+def _rules(ledger: Ledger, settings: Settings, at: datetime | None = None) -> list[Rule]:
+    """The retention rules in force at `at` (default now): the adopted policy, else the configured file."""
+    adopted = ledger.policy().at(at or datetime.now(UTC))
+    if adopted is None:
+        return load_policy(settings.retention_policy)
+    return parse_policy(adopted.document, f"adopted policy {adopted.digest[:16]}")
 
 
 def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
@@ -546,7 +555,7 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
     else:
         state = queries.subject_state(ledger, args.tenant, args.subject)
-    document = queries.as_json(state, load_policy(settings.retention_policy))
+    document = queries.as_json(state, _rules(ledger, settings))
     if args.json:
         _print_json(document)
         return 0

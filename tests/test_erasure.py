@@ -1,6 +1,7 @@
 """Crypto-shredding on real PostgreSQL and Kafka: sealed at rest, erased on request, still verifiable."""
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -17,7 +18,7 @@ from ledger.store import Ledger
 from projections import queries
 from projections.history import ERASED, history
 from projections.projector import Projector
-from tests.helpers import cli, collected, consent, event
+from tests.helpers import T0, cli, collected, consent, event
 
 pytestmark = pytest.mark.services
 PHONE = "+15557654321"
@@ -89,9 +90,8 @@ def test_round_trip_sealed_then_erased_everywhere(
 
     late = _personal()
     late["personal_data"] = {"phone": "+15550000000"}
-    _ingest(
-        settings, ledger, event("acme", "zed", "data.collected", late, minutes=60 * 24 * 365, event_id="late")
-    )
+    tomorrow = int((datetime.now(UTC) + timedelta(days=1) - T0).total_seconds() // 60)  # after the erasure
+    _ingest(settings, ledger, event("acme", "zed", "data.collected", late, minutes=tomorrow, event_id="late"))
     entries = history(ledger, "acme", "zed")
     assert entries[-1].personal == {"personal_data": {"phone": "+15550000000"}}
     violations = queries.as_json(queries.subject_state(ledger, "acme", "zed"))["violations"]

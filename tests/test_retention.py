@@ -176,3 +176,32 @@ def _toml(document: dict[str, object]) -> str:
         lines.append("[[rule]]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in rule.items())
     return "\n".join(lines) + "\n"
+
+
+@pytest.mark.services
+def test_shortened_policy_changes_what_expires(ledger: Ledger, env: dict[str, str], tmp_path: Path) -> None:
+    """A policy adopted later that shortens a period makes holdings due sooner; before its adoption,
+    the earlier policy still answers."""
+    sixty_days_ago = int((datetime.now(UTC) - timedelta(days=60) - T0).total_seconds() // 60)
+    content = _holding("content", "contract")
+    ledger.append([fact("acme", "tia", "t1", "data.collected", minutes=sixty_days_ago, data=content)])
+    Projector(ledger, page=100).run(until_idle=True)
+    assert cli(env, "adopt-policy", "--by", "dpo", "--reason", "initial").returncode == 0
+    before_change = datetime.now(UTC)
+    shorter = policy_document(None)
+    shorter["rule"] = [r | {"duration": "P1M"} if r["id"] == "content" else r for r in shorter["rule"]]
+    path = tmp_path / "short.toml"
+    path.write_text(_toml(shorter))
+    assert (
+        cli(env, "adopt-policy", "--file", str(path), "--by", "dpo", "--reason", "minimise").returncode == 0
+    )
+    now_due = json.loads(
+        cli(env, "purge", "--dry-run", "--at", datetime.now(UTC).isoformat(), "--json").stdout
+    )
+    assert [(d["subject"], d["rule"]) for d in now_due] == [("tia", "content")]
+    collected_at = T0 + timedelta(minutes=sixty_days_ago)
+    assert now_due[0]["expires_at"] == add_duration(collected_at, "P1M").isoformat().replace("+00:00", "Z")
+    shown = json.loads(cli(env, "subject", "acme", "tia", "--json").stdout)["holdings"][0]
+    assert shown["retention_expires_at"] == now_due[0]["expires_at"]
+    then = cli(env, "purge", "--dry-run", "--at", before_change.isoformat(), "--json")
+    assert json.loads(then.stdout) == []  # under the year-long rule in force then, nothing was due
