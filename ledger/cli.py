@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from projections.history import history
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.receipts import receipt
-from projections.retention import expired
+from projections.retention import expired, overdue
 from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
@@ -175,6 +175,10 @@ def _retention_commands(command: Command) -> None:
     purge.add_argument("--dry-run", action="store_true", required=True, help="list, order nothing")
     purge.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
     purge.add_argument("--tenant", help="only this tenant")
+    late = command("overdue", _overdue, "rights requests past or near their 30-day deadline", json=True)
+    late.add_argument("tenant")
+    late.add_argument("--within", type=int, default=7, help="also list those due within this many days (7)")
+    late.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
     adopt = command("adopt-policy", _adopt_policy, "record that a retention policy applies from now on")
     adopt.add_argument(
         "--file", type=Path, help="the policy (default: LEDGER_RETENTION_POLICY or the shipped one)"
@@ -446,6 +450,21 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         what = f"{item.category} in {item.system}"
         print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
     print(f"{len(due)} holding(s) due for purge")
+    return 0
+
+
+def _overdue(args: argparse.Namespace, settings: Settings) -> int:
+    if args.within < 0:
+        raise UsageError("--within takes a number of days, 0 or more")
+    ledger, _ = _ledger(settings)
+    clocks = overdue(ledger, args.tenant, args.at or datetime.now(UTC), timedelta(days=args.within))
+    if args.json:
+        _print_json([queries.plain(asdict(clock)) for clock in clocks])
+        return 0
+    for clock in clocks:
+        state = "OVERDUE since" if clock.overdue else "due"
+        print(f"{clock.subject}: request {clock.request_id} {state} {queries.plain(clock.deadline)}")
+    print(f"{len(clocks)} request(s) past or near their deadline")
     return 0
 
 

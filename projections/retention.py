@@ -1,11 +1,11 @@
 """Retention across a whole ledger: which holdings have expired and must be purged."""
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg.sql import SQL
 
-from ledger.retention import Due, Rule, due_purges
+from ledger.retention import Clock, Due, Rule, due_purges, request_clocks
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections import tables
@@ -18,15 +18,28 @@ def expired(ledger: Ledger, rules: list[Rule], now: datetime, tenant: str | None
     return [due for state in _states(ledger, tenant) for due in due_purges(state, rules, now)]
 
 
-def _states(ledger: Ledger, tenant: str | None) -> Iterator[SubjectState]:
-    """Every projected subject with holdings still held, read in pages."""
+def overdue(ledger: Ledger, tenant: str, now: datetime, warn: timedelta) -> list[Clock]:
+    """The tenant's open rights requests past their 30-day deadline, or within `warn` of it."""
+    return [
+        clock
+        for state in _states(ledger, tenant, OPEN_REQUESTS)
+        for clock in request_clocks(state, now, warn)
+    ]
+
+
+HELD_HOLDINGS = SQL("SELECT DISTINCT tenant, subject FROM proj_holdings WHERE status = 'held'")
+OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_deletion_requests WHERE status = 'open'")
+
+
+def _states(ledger: Ledger, tenant: str | None, which: SQL = HELD_HOLDINGS) -> Iterator[SubjectState]:
+    """Every projected subject that `which` selects, read in pages."""
     after = ("", "")
     while True:
         with ledger.writer.datastore.transaction() as curs:
             curs.execute(
-                SQL(
-                    "SELECT DISTINCT tenant, subject FROM proj_holdings WHERE status = 'held' "
-                    "AND (tenant, subject) > (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
+                which
+                + SQL(
+                    " AND (tenant, subject) > (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
                     "ORDER BY tenant, subject LIMIT %s"
                 ),
                 (*after, tenant, tenant, PAGE),

@@ -205,3 +205,40 @@ def test_shortened_policy_changes_what_expires(ledger: Ledger, env: dict[str, st
     assert shown["retention_expires_at"] == now_due[0]["expires_at"]
     then = cli(env, "purge", "--dry-run", "--at", before_change.isoformat(), "--json")
     assert json.loads(then.stdout) == []  # under the year-long rule in force then, nothing was due
+
+
+@pytest.mark.services
+def test_overdue_lists_rights_requests_past_or_near_30_days(ledger: Ledger, env: dict[str, str]) -> None:
+    """Open requests past 30 days are overdue, those within the warning window listed, completed not."""
+    day = 24 * 60
+    crm = _holding("account_contact", "contract")
+    ledger.append(
+        [
+            fact("acme", "old", "o0", "data.collected", data=crm),
+            fact("acme", "old", "o1", "deletion.requested", data={"request_id": "r-old", "verified": True}),
+            fact("acme", "near", "n0", "data.collected", data=crm),
+            fact(
+                "acme",
+                "near",
+                "n1",
+                "deletion.requested",
+                minutes=5 * day,
+                data={"request_id": "r-near", "verified": True},
+            ),
+            fact("acme", "new", "w0", "data.collected", data=crm),
+            fact(
+                "acme",
+                "new",
+                "w1",
+                "deletion.requested",
+                minutes=30 * day,
+                data={"request_id": "r-new", "verified": True},
+            ),
+            fact("acme", "done", "d1", "deletion.requested", data={"request_id": "r-done", "verified": True}),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    at = T0 + timedelta(days=31)
+    shown = json.loads(cli(env, "overdue", "acme", "--at", at.isoformat(), "--json").stdout)
+    assert [(c["request_id"], c["overdue"]) for c in shown] == [("r-near", False), ("r-old", True)]
+    assert cli(env, "overdue", "globex", "--at", at.isoformat()).stdout.startswith("0 request(s)")
