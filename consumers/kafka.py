@@ -33,7 +33,11 @@ class Record(Protocol):
 
 def ensure_topics(bootstrap: str, settings: Settings) -> None:
     """Create the ledger's topics where missing (idempotent)."""
-    wanted = {settings.events_topic: settings.topic_partitions, settings.deadletter_topic: 1}
+    wanted = {
+        settings.events_topic: settings.topic_partitions,
+        settings.deadletter_topic: 1,
+        settings.purge_topic: 1,
+    }
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     except KafkaError as error:

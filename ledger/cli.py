@@ -20,6 +20,8 @@ from eventsourcing.persistence import PersistenceError
 from consumers import ingest, kafka
 from consumers.parallel import consume_in_processes
 from consumers.publisher import Publisher
+from consumers.scheduler import Sweeper
+from consumers.scheduler import run as run_scheduler
 from consumers.workload import bad_messages, generate
 from ledger import logs, stack
 from ledger.audit import verify
@@ -28,7 +30,7 @@ from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
 from ledger.policy import changes
-from ledger.retention import Rule, load_policy, parse_policy, policy_document
+from ledger.retention import Rule, load_policy, policy_document
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -39,7 +41,7 @@ from projections.history import history
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.receipts import receipt
-from projections.retention import expired, overdue
+from projections.retention import expired, overdue, rules_in_force
 from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
@@ -175,6 +177,10 @@ def _retention_commands(command: Command) -> None:
     purge.add_argument("--dry-run", action="store_true", required=True, help="list, order nothing")
     purge.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
     purge.add_argument("--tenant", help="only this tenant")
+    sched = _until_idle(
+        command("scheduler", _scheduler, "sweep for expired data on a cron (LEDGER_SWEEP_CRON)")
+    )
+    sched.add_argument("--at", type=_moment, help="with --until-idle: sweep as if it were this instant")
     late = command("overdue", _overdue, "rights requests past or near their 30-day deadline", json=True)
     late.add_argument("tenant")
     late.add_argument("--within", type=int, default=7, help="also list those due within this many days (7)")
@@ -328,20 +334,43 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     found = _start(settings)
     ledger = Ledger(found.database_url, master_key(settings, create=False)[0])
     projector = _projector(ledger, settings)
+    sweeper = Sweeper(ledger, settings, found.database_url, found.kafka_bootstrap)
     stop = _stop_on_signal()
     if args.until_idle:
         totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=True, stop=stop)
         progress = projector.run(until_idle=True, stop=stop)
+        sweeper.sweep(datetime.now(UTC))
     else:
-        worker = threading.Thread(
-            target=projector.run, kwargs={"until_idle": False, "stop": stop}, daemon=True
-        )
-        worker.start()
+        workers = [
+            threading.Thread(target=projector.run, kwargs={"until_idle": False, "stop": stop}, daemon=True),
+            threading.Thread(target=run_scheduler, args=(sweeper, settings.sweep_cron, stop), daemon=True),
+        ]
+        for worker in workers:
+            worker.start()
         totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=False, stop=stop)
         stop.set()
-        worker.join()
+        for worker in workers:
+            worker.join()
         progress = projector.run(until_idle=True)
     print(f"{totals.summary()}, projected {progress.applied}")
+    return 0
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    ledger, found = _ledger(settings)
+    sweeper = Sweeper(ledger, settings, found.database_url, found.kafka_bootstrap)
+    if not args.until_idle:
+        run_scheduler(sweeper, settings.sweep_cron, _stop_on_signal())
+        return 0
+    done = sweeper.sweep(args.at or datetime.now(UTC))
+    if done is None:
+        print("another scheduler is sweeping; nothing done")
+        return 0
+    resent = sum(order.overdue for order in done.sent)
+    print(
+        f"ordered {len(done.ordered)}, sent {len(done.sent)} ({resent} overdue re-sends), "
+        f"confirmed {len(done.confirmed)}, shredded {len(done.shredded)}"
+    )
     return 0
 
 
@@ -457,23 +486,27 @@ def _overdue(args: argparse.Namespace, settings: Settings) -> int:
     if args.within < 0:
         raise UsageError("--within takes a number of days, 0 or more")
     ledger, _ = _ledger(settings)
-    clocks = overdue(ledger, args.tenant, args.at or datetime.now(UTC), timedelta(days=args.within))
+    now = args.at or datetime.now(UTC)
+    clocks = overdue(ledger, args.tenant, now, timedelta(days=args.within))
+    with ledger.writer.datastore.transaction() as curs:
+        orders = ledger.orders.overdue(curs, args.tenant, now - timedelta(days=settings.purge_confirm_days))
     if args.json:
-        _print_json([queries.plain(asdict(clock)) for clock in clocks])
+        _print_json(
+            {"requests": [queries.plain(asdict(c)) for c in clocks], "purge_orders": queries.plain(orders)}
+        )
         return 0
     for clock in clocks:
         state = "OVERDUE since" if clock.overdue else "due"
         print(f"{clock.subject}: request {clock.request_id} {state} {queries.plain(clock.deadline)}")
-    print(f"{len(clocks)} request(s) past or near their deadline")
+    for order in orders:
+        what = f"purge order {order['order_id']} to {order['system']}"
+        print(f"{order['subject']}: {what} unconfirmed since {queries.plain(order['sent_at'])}")
+    print(f"{len(clocks)} request(s) past or near their deadline, {len(orders)} purge order(s) unconfirmed")
     return 0
 
 
 def _rules(ledger: Ledger, settings: Settings, at: datetime | None = None) -> list[Rule]:
-    """The retention rules in force at `at` (default now): the adopted policy, else the configured file."""
-    adopted = ledger.policy().at(at or datetime.now(UTC))
-    if adopted is None:
-        return load_policy(settings.retention_policy)
-    return parse_policy(adopted.document, f"adopted policy {adopted.digest[:16]}")
+    return rules_in_force(ledger, settings.retention_policy, at or datetime.now(UTC))
 
 
 def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:

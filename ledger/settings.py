@@ -31,6 +31,9 @@ class Settings:
     master_key_file: Path | None
     checkpoint_every: int
     retention_policy: Path | None
+    purge_topic: str
+    sweep_cron: str
+    purge_confirm_days: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -55,6 +58,9 @@ class Settings:
             master_key_file=_path(reader.optional("MASTER_KEY_FILE")),
             checkpoint_every=reader.integer("CHECKPOINT_EVERY", 10_000, low=1, high=10**9),
             retention_policy=_path(reader.optional("RETENTION_POLICY")),
+            purge_topic=reader.text("PURGE_TOPIC", "ledger.purge-orders"),
+            sweep_cron=reader.text("SWEEP_CRON", "0 * * * *"),
+            purge_confirm_days=reader.integer("PURGE_CONFIRM_DAYS", 7, low=1, high=3650),
         )
 
 

@@ -28,6 +28,7 @@ from ledger.crypto import MasterKey, seal
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
 from ledger.keys import DataKey, KeyStore
 from ledger.policy import POLICY_ID, RetentionPolicy, digest
+from ledger.purges import OrderBook, PurgeOrder
 from ledger.state import erasure_due
 from ledger.subject import FACT_CLASSES, Subject, subject_id
 from ledger.transcoder import OrjsonTranscoder
@@ -194,14 +195,46 @@ class Ledger(Application[UUID]):
             if master_key is None
             else KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", master_key)
         )
-        if self.keys is not None:
-            retry_schema_change(self._create_key_table)
+        self.orders = OrderBook(self.writer.datastore.schema, f"{self.writer.events_table_name}_purge_orders")
+        retry_schema_change(self._create_side_tables)
 
-    def _create_key_table(self) -> None:
-        assert self.keys is not None
+    def _create_side_tables(self) -> None:
         with self.writer.datastore.transaction(commit=True) as curs:
-            for statement in self.keys.create_statements():
+            curs.execute(self.orders.create_statement())
+            for statement in [] if self.keys is None else self.keys.create_statements():
                 curs.execute(statement)
+
+    def order_purges(self, orders: Sequence[PurgeOrder], now: datetime) -> list[PurgeOrder]:
+        """Record the orders not recorded before, each with a RetentionExpired event, in one transaction."""
+        with self.writer.writing() as curs:
+            recorded = self.orders.record(curs, orders, now)
+            new = [order for order in orders if order.order_id in recorded]
+            ids = {order.order_id: subject_id(order.tenant, order.subject) for order in new}
+            heads = self.writer.heads(curs, list(set(ids.values())))
+            stored: list[StoredEvent] = []
+            for order in new:
+                originator_id = ids[order.order_id]
+                head = heads[originator_id]
+                expired = Subject.RetentionExpired(
+                    originator_id=originator_id,
+                    originator_version=head.version + 1,
+                    timestamp=datetime.now(UTC),  # when recorded; `now` is the sweep's (injectable) clock
+                    tenant=order.tenant,
+                    subject=order.subject,
+                    system=order.system,
+                    categories=order.categories,
+                    rule=order.rule,
+                    expired_at=order.expired_at,
+                    order_id=str(order.order_id),
+                    previous_hash=head.hash,
+                )
+                heads[originator_id] = self._chain(stored, expired)
+            self.writer.store(curs, stored)
+        for order in new:
+            log.info(
+                "retention.expired", tenant=order.tenant, subject=order.subject, order=str(order.order_id)
+            )
+        return new
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, encoded by orjson (the encoder dominated the append path)."""

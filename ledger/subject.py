@@ -97,6 +97,19 @@ class Subject(Aggregate):
     class LegalHoldReleased(FactRecorded):
         wire_type = "legalhold.released"
 
+    @dataclass(frozen=True)
+    class RetentionExpired(Aggregate.Event):
+        """The retention of these categories in this system ran out; a purge was ordered."""
+
+        tenant: str
+        subject: str
+        system: str
+        categories: list[str]
+        rule: str
+        expired_at: datetime
+        order_id: str
+        previous_hash: str
+
     def __init__(self, tenant: str, subject: str) -> None:
         self.state = SubjectState(tenant=tenant, subject=subject)
 

@@ -39,6 +39,20 @@ def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
     for event in ledger.events.get(subject_id(tenant, subject)):
         if isinstance(event, Subject.FactRecorded):
             entries.append(_fact(event, keys))
+        elif isinstance(event, Subject.RetentionExpired):
+            entries.append(
+                Entry(
+                    version=event.originator_version,
+                    type="retention.expired",
+                    event_id=event.order_id,
+                    occurred_at=event.expired_at,
+                    recorded_at=event.timestamp,
+                    source="urn:consent-ledger:scheduler",
+                    data={"system": event.system, "categories": event.categories, "rule": event.rule},
+                    personal=None,
+                    origin=None,
+                )
+            )
         elif isinstance(event, Subject.Erased):
             entries.append(
                 Entry(

@@ -2,15 +2,24 @@
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from psycopg.sql import SQL
 
-from ledger.retention import Clock, Due, Rule, due_purges, request_clocks
+from ledger.retention import Clock, Due, Rule, due_purges, load_policy, parse_policy, request_clocks
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections import tables
 
 PAGE = 2000
+
+
+def rules_in_force(ledger: Ledger, configured: Path | None, at: datetime) -> list[Rule]:
+    """The retention rules in force at `at`: the adopted policy, else the configured file."""
+    adopted = ledger.policy().at(at)
+    if adopted is None:
+        return load_policy(configured)
+    return parse_policy(adopted.document, f"adopted policy {adopted.digest[:16]}")
 
 
 def expired(ledger: Ledger, rules: list[Rule], now: datetime, tenant: str | None = None) -> list[Due]:

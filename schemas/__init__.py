@@ -11,7 +11,8 @@ from typing import Any
 ENVELOPE = "cloudevent"
 VOCABULARY = "vocabulary"
 RETENTION_POLICY = "retention-policy"
-NOT_EVENTS = (ENVELOPE, VOCABULARY, RETENTION_POLICY)
+PURGE_ORDER = "purge.ordered"  # what the ledger publishes, not what it ingests
+NOT_EVENTS = (ENVELOPE, VOCABULARY, RETENTION_POLICY, PURGE_ORDER)
 
 
 @cache

@@ -49,6 +49,7 @@ def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
         "LEDGER_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
         "LEDGER_EVENTS_TOPIC": f"events-{tag}",
         "LEDGER_DEADLETTER_TOPIC": f"deadletter-{tag}",
+        "LEDGER_PURGE_TOPIC": f"purges-{tag}",
         "LEDGER_CONSUMER_GROUP": f"group-{tag}",
         "LEDGER_BATCH_SIZE": "500",
         "LEDGER_PROJECTION_PAGE": "300",

@@ -240,5 +240,9 @@ def test_overdue_lists_rights_requests_past_or_near_30_days(ledger: Ledger, env:
     Projector(ledger, page=100).run(until_idle=True)
     at = T0 + timedelta(days=31)
     shown = json.loads(cli(env, "overdue", "acme", "--at", at.isoformat(), "--json").stdout)
-    assert [(c["request_id"], c["overdue"]) for c in shown] == [("r-near", False), ("r-old", True)]
+    assert [(c["request_id"], c["overdue"]) for c in shown["requests"]] == [
+        ("r-near", False),
+        ("r-old", True),
+    ]
+    assert shown["purge_orders"] == []
     assert cli(env, "overdue", "globex", "--at", at.isoformat()).stdout.startswith("0 request(s)")

@@ -1,0 +1,145 @@
+"""The retention scheduler: sweeps find expired holdings, record and send purge orders, confirm them.
+
+A PostgreSQL advisory lock makes sure two schedulers never sweep at once. Orders are recorded (with a
+RetentionExpired event) before they are sent, and marked sent only after the broker acknowledged
+them, so a crash anywhere leaves exactly one order per expired holding and at worst a re-send, which
+carries the same order id.
+"""
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+import structlog
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from consumers import kafka
+from ledger.errors import ConfigError, ErasureRefused
+from ledger.purges import PurgeOrder, orders_for
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections.retention import expired, rules_in_force
+
+log = structlog.get_logger()
+LOCK = 0x6C6564676572  # "ledger": the advisory lock key every scheduler takes before sweeping
+
+
+@dataclass
+class Sweep:
+    """What one sweep did."""
+
+    ordered: list[PurgeOrder] = field(default_factory=list)
+    sent: list[PurgeOrder] = field(default_factory=list)
+    confirmed: list[tuple[str, str]] = field(default_factory=list)
+    shredded: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Sweeper:
+    """One sweep at a time across every scheduler instance."""
+
+    def __init__(self, ledger: Ledger, settings: Settings, database_url: str, bootstrap: str) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.database_url = database_url
+        self.bootstrap = bootstrap
+
+    def sweep(self, now: datetime) -> Sweep | None:
+        """Sweep as of `now`; None when another scheduler holds the lock."""
+        with psycopg.connect(self.database_url, autocommit=True) as lock:
+            row = lock.execute("SELECT pg_try_advisory_lock(%s)", (LOCK,)).fetchone()
+            if not row or not row[0]:
+                log.info("sweep.skipped", reason="another scheduler is sweeping")
+                return None
+            try:
+                return self._sweep(now)
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+
+    def _sweep(self, now: datetime) -> Sweep:
+        done = Sweep()
+        with self.ledger.writer.datastore.transaction(commit=True) as curs:
+            done.confirmed = self.ledger.orders.confirm(curs, now)
+        done.shredded = self._shred(done.confirmed)
+        rules = rules_in_force(self.ledger, self.settings.retention_policy, now)
+        done.ordered = self.ledger.order_purges(orders_for(expired(self.ledger, rules, now)), now)
+        done.sent = self._send(now)
+        log.info("sweep.done", ordered=len(done.ordered), sent=len(done.sent), confirmed=len(done.confirmed))
+        return done
+
+    def _send(self, now: datetime) -> list[PurgeOrder]:
+        confirm_within = now - timedelta(days=self.settings.purge_confirm_days)
+        with self.ledger.writer.datastore.transaction() as curs:
+            orders = self.ledger.orders.to_send(curs, now, confirm_within)
+        if not orders:
+            return []
+        producer = kafka.open_producer(self.bootstrap)
+        try:
+            for order in orders:
+                key = f"{order.tenant}/{order.subject}".encode()
+                producer.send(self.settings.purge_topic, key=key, value=orjson.dumps(cloudevent(order, now)))
+            producer.flush()
+        finally:
+            producer.close()
+        with self.ledger.writer.datastore.transaction(commit=True) as curs:
+            self.ledger.orders.mark_sent(curs, orders, now)
+        return orders
+
+    def _shred(self, confirmed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Destroy the data key of every subject a confirmation left with nothing held."""
+        shredded = []
+        for tenant, subject in confirmed:
+            state = self.ledger.subject(tenant, subject).state
+            if any(holding.status == "held" for holding in state.holdings.values()):
+                continue
+            try:
+                if self.ledger.erase(tenant, subject, "retention: nothing left held", only_if_due=False):
+                    shredded.append((tenant, subject))
+            except ErasureRefused:
+                continue  # a legal hold keeps the key until it is released
+        return shredded
+
+
+def cloudevent(order: PurgeOrder, now: datetime) -> dict[str, Any]:
+    """The order as a CloudEvent (schema `schemas/purge.ordered.v1.json`)."""
+    return {
+        "specversion": "1.0",
+        "id": f"{order.order_id}/{order.resend}",
+        "source": "urn:consent-ledger:scheduler",
+        "type": "purge.ordered",
+        "time": now.isoformat().replace("+00:00", "Z"),
+        "subject": order.subject,
+        "tenant": order.tenant,
+        "datacontenttype": "application/json",
+        "dataschema": "urn:consent-ledger:schema:purge.ordered:v1",
+        "data": {
+            "order_id": str(order.order_id),
+            "system": order.system,
+            "categories": order.categories,
+            "rule": order.rule,
+            "expired_at": order.expired_at.isoformat().replace("+00:00", "Z"),
+            "resend": order.resend,
+            "overdue": order.overdue,
+        },
+    }
+
+
+def run(sweeper: Sweeper, cron: str, stop: threading.Event) -> None:
+    """Sweep on the cron schedule (a missed run within an hour still runs once) until `stop`."""
+    try:
+        trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+    except ValueError:
+        raise ConfigError(f"LEDGER_SWEEP_CRON={cron!r} is not a crontab line such as '0 * * * *'") from None
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        lambda: sweeper.sweep(datetime.now(UTC)),
+        trigger,
+        misfire_grace_time=3600,
+        coalesce=True,
+        max_instances=1,
+    )
+    threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
+    scheduler.start()

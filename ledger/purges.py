@@ -1,0 +1,143 @@
+"""Purge orders: one per expired (subject, system) holding, recorded before it is sent, confirmed later.
+
+An order's id is derived from what it orders, so a sweep that runs twice, or again after a crash,
+finds the order already recorded and orders nothing twice. Every function runs in the caller's
+transaction.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import psycopg
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.retention import Due
+
+Cursor = psycopg.Cursor[DictRow]
+
+
+@dataclass(frozen=True)
+class PurgeOrder:
+    """Delete these categories of this subject in this system (and confirm with deletion.completed)."""
+
+    order_id: UUID
+    tenant: str
+    subject: str
+    system: str
+    categories: list[str]
+    rule: str
+    expired_at: datetime
+    resend: int = 0
+    overdue: bool = False
+
+
+def orders_for(due: Sequence[Due]) -> list[PurgeOrder]:
+    """One order per (tenant, subject, system), naming every expired category held there."""
+    grouped: dict[tuple[str, str, str], list[Due]] = {}
+    for item in due:
+        grouped.setdefault((item.tenant, item.subject, item.system), []).append(item)
+    orders = []
+    for (tenant, subject, system), items in sorted(grouped.items()):
+        categories = sorted({item.category for item in items})
+        expired_at = max(item.expires_at for item in items)
+        identity = f"{tenant}/{subject}/{system}/{','.join(categories)}/{expired_at.isoformat()}"
+        order_id = uuid5(NAMESPACE_URL, f"urn:consent-ledger:purge:{identity}")
+        rule = ",".join(sorted({item.rule for item in items}))
+        orders.append(PurgeOrder(order_id, tenant, subject, system, categories, rule, expired_at))
+    return orders
+
+
+class OrderBook:
+    """SQL for the purge-order table."""
+
+    def __init__(self, schema: str, table: str) -> None:
+        self.table = Identifier(schema, table)
+
+    def create_statement(self) -> Composed:
+        """The table of orders: recorded, sent, re-sent, confirmed."""
+        return SQL(
+            "CREATE TABLE IF NOT EXISTS {} (order_id uuid PRIMARY KEY, tenant text NOT NULL, "
+            "subject text NOT NULL, system text NOT NULL, categories text[] NOT NULL, rule text NOT NULL, "
+            "expired_at timestamptz NOT NULL, ordered_at timestamptz NOT NULL, sent_at timestamptz, "
+            "resend integer NOT NULL DEFAULT 0, confirmed_at timestamptz)"
+        ).format(self.table)
+
+    def record(self, curs: Cursor, orders: Sequence[PurgeOrder], now: datetime) -> set[UUID]:
+        """Record the orders not recorded before; return their ids."""
+        recorded: set[UUID] = set()
+        statement = SQL(
+            "INSERT INTO {} (order_id, tenant, subject, system, categories, rule, expired_at, ordered_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING order_id"
+        ).format(self.table)
+        for o in orders:
+            curs.execute(
+                statement,
+                (o.order_id, o.tenant, o.subject, o.system, o.categories, o.rule, o.expired_at, now),
+            )
+            recorded.update(row["order_id"] for row in curs.fetchall())
+        return recorded
+
+    def to_send(self, curs: Cursor, now: datetime, confirm_within: datetime) -> list[PurgeOrder]:
+        """Orders never sent, and orders sent before `confirm_within` that nobody confirmed (overdue)."""
+        curs.execute(
+            SQL(
+                "SELECT * FROM {} WHERE confirmed_at IS NULL AND (sent_at IS NULL OR sent_at < %s) "
+                "ORDER BY ordered_at, order_id"
+            ).format(self.table),
+            (confirm_within,),
+        )
+        return [_order(row) for row in curs.fetchall()]
+
+    def mark_sent(self, curs: Cursor, orders: Sequence[PurgeOrder], now: datetime) -> None:
+        """Record that these orders went out (again)."""
+        curs.execute(
+            SQL(
+                "UPDATE {} o SET sent_at = %s, resend = s.resend FROM unnest(%b::uuid[], %b::int[]) "
+                "AS s(order_id, resend) WHERE o.order_id = s.order_id"
+            ).format(self.table),
+            (now, [o.order_id for o in orders], [o.resend for o in orders]),
+        )
+
+    def confirm(self, curs: Cursor, now: datetime) -> list[tuple[str, str]]:
+        """Confirm every open order none of whose categories the read model shows held in its system;
+        return the (tenant, subject) pairs confirmed."""
+        curs.execute(
+            SQL(
+                "UPDATE {} o SET confirmed_at = %s WHERE confirmed_at IS NULL AND NOT EXISTS ("
+                "SELECT 1 FROM proj_holdings h WHERE h.tenant = o.tenant AND h.subject = o.subject "
+                "AND h.system = o.system AND h.category = ANY(o.categories) AND h.status = 'held') "
+                "RETURNING tenant, subject"
+            ).format(self.table),
+            (now,),
+        )
+        return sorted({(row["tenant"], row["subject"]) for row in curs.fetchall()})
+
+    def overdue(self, curs: Cursor, tenant: str, confirm_within: datetime) -> list[dict[str, object]]:
+        """The tenant's orders sent before `confirm_within` and still unconfirmed."""
+        curs.execute(
+            SQL(
+                "SELECT order_id, subject, system, categories, ordered_at, sent_at, resend FROM {} "
+                "WHERE tenant = %s AND confirmed_at IS NULL AND sent_at < %s ORDER BY ordered_at"
+            ).format(self.table),
+            (tenant, confirm_within),
+        )
+        return list(curs.fetchall())
+
+
+def _order(row: DictRow) -> PurgeOrder:
+    """An order read back for sending: a re-send if it went out before."""
+    again = row["sent_at"] is not None
+    return PurgeOrder(
+        order_id=row["order_id"],
+        tenant=row["tenant"],
+        subject=row["subject"],
+        system=row["system"],
+        categories=list(row["categories"]),
+        rule=row["rule"],
+        expired_at=row["expired_at"],
+        resend=row["resend"] + again,
+        overdue=again,
+    )

@@ -1,0 +1,154 @@
+"""The retention scheduler on the real broker and database, with an injected clock."""
+
+import json
+import threading
+from datetime import timedelta
+
+import jsonschema_rs
+import psycopg
+import pytest
+
+import schemas
+from consumers.kafka import read_all
+from consumers.scheduler import LOCK, Sweeper
+from ledger.purges import orders_for
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections.history import history
+from projections.projector import Projector
+from projections.retention import expired, rules_in_force
+from tests.helpers import T0, cli, collected, fact
+
+pytestmark = pytest.mark.services
+CLOSED = T0 + timedelta(days=10)
+DUE = CLOSED.replace(year=CLOSED.year + 7)
+
+
+def _billing(system: str) -> dict[str, object]:
+    data = collected("billing", system) | {"legal_basis": "contract"}
+    del data["personal_data"]
+    return data
+
+
+@pytest.fixture
+def sweeper(settings: Settings, ledger: Ledger) -> Sweeper:
+    """A subject whose billing data in two systems expires seven years after the account closed."""
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "ola",
+                "o1",
+                "data.collected",
+                data=_billing("billing"),
+                personal={"personal_data": {"iban": "X"}},
+            ),
+            fact("acme", "ola", "o2", "data.collected", data=_billing("crm")),
+            fact("acme", "ola", "o3", "account.closed", minutes=10 * 24 * 60),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    assert settings.database_url is not None and settings.kafka_bootstrap is not None
+    return Sweeper(ledger, settings, settings.database_url, settings.kafka_bootstrap)
+
+
+def _orders(settings: Settings) -> list[dict[str, object]]:
+    assert settings.kafka_bootstrap is not None
+    return [json.loads(record.value) for record in read_all(settings.kafka_bootstrap, settings.purge_topic)]
+
+
+def test_seven_years_to_the_day_then_orders_once_confirms_and_shreds(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger
+) -> None:
+    """Nothing is due the second before; at expiry one order per system goes out with the right schema;
+    a second sweep orders nothing again; confirmations close the orders and shred the key."""
+    assert sweeper.sweep(DUE - timedelta(seconds=1)) is not None
+    assert _orders(settings) == []
+    first = sweeper.sweep(DUE)
+    assert first is not None and len(first.ordered) == 2 and len(first.sent) == 2
+    again = sweeper.sweep(DUE + timedelta(hours=1))
+    assert again is not None and again.ordered == [] and again.sent == []
+
+    orders = _orders(settings)
+    validator = jsonschema_rs.validator_for(
+        schemas.load(schemas.PURGE_ORDER),
+        registry=jsonschema_rs.Registry(
+            [(schemas.load(schemas.VOCABULARY)["$id"], schemas.load(schemas.VOCABULARY))]
+        ),
+    )
+    assert all(validator.is_valid(order) for order in orders)
+    assert sorted(order["data"]["system"] for order in orders) == ["billing", "crm"]  # type: ignore[index]
+    ordered = [e for e in history(ledger, "acme", "ola") if e.type == "retention.expired"]
+    assert sorted(str(e.data["system"]) for e in ordered) == ["billing", "crm"]
+    assert all(e.occurred_at == DUE and e.data["rule"] == "billing-records" for e in ordered)
+    with psycopg.connect(settings.database_url or "") as conn:
+        expired_events = conn.execute(
+            "SELECT count(*) FROM ledger_events WHERE topic LIKE '%RetentionExpired'"
+        ).fetchone()
+    assert expired_events == (2,)
+
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "ola",
+                "d1",
+                "deletion.completed",
+                minutes=10 * 24 * 60 + 1,
+                data={"system": "billing"},
+            ),
+            fact("acme", "ola", "d2", "deletion.completed", minutes=10 * 24 * 60 + 1, data={"system": "crm"}),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    done = sweeper.sweep(DUE + timedelta(days=1))
+    assert done is not None and done.confirmed == [("acme", "ola")] and done.shredded == [("acme", "ola")]
+    assert history(ledger, "acme", "ola")[0].personal == "erased"
+
+
+def test_unconfirmed_order_is_resent_and_flagged_overdue(
+    sweeper: Sweeper, settings: Settings, env: dict[str, str]
+) -> None:
+    """An order nobody confirms within the confirmation time goes out again, flagged overdue."""
+    sweeper.sweep(DUE)
+    late = sweeper.sweep(DUE + timedelta(days=settings.purge_confirm_days, seconds=1))
+    assert late is not None and len(late.sent) == 2 and all(order.overdue for order in late.sent)
+    resent = [o for o in _orders(settings) if o["data"]["resend"] == 1]  # type: ignore[index]
+    assert len(resent) == 2 and all(o["data"]["overdue"] for o in resent)  # type: ignore[index]
+    at = (DUE + timedelta(days=2 * settings.purge_confirm_days, seconds=2)).isoformat()
+    listed = json.loads(cli(env, "overdue", "acme", "--at", at, "--json").stdout)
+    assert sorted(o["system"] for o in listed["purge_orders"]) == ["billing", "crm"]
+
+
+def test_two_schedulers_never_sweep_at_once(sweeper: Sweeper, settings: Settings) -> None:
+    """While another holds the advisory lock, a sweep does nothing."""
+    with psycopg.connect(settings.database_url or "", autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
+        assert sweeper.sweep(DUE) is None
+    assert _orders(settings) == []
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(sweeper.sweep(DUE))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(_orders(settings)) == 2  # whichever won, each holding was ordered exactly once
+
+
+def test_crash_between_recording_and_sending_leaves_one_order(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger
+) -> None:
+    """Orders recorded but never sent (a crash) are sent by the next sweep, once each."""
+    rules = rules_in_force(ledger, None, DUE)
+    ledger.order_purges(orders_for(expired(ledger, rules, DUE)), DUE)  # recorded, then "crash" before sending
+    assert _orders(settings) == []
+    rerun = sweeper.sweep(DUE)
+    assert rerun is not None and rerun.ordered == [] and len(rerun.sent) == 2
+    assert len(_orders(settings)) == 2
+
+
+def test_scheduler_command_until_idle(sweeper: Sweeper, env: dict[str, str]) -> None:
+    """`scheduler --until-idle --at T` runs one sweep and reports it."""
+    result = cli(env, "scheduler", "--until-idle", "--at", DUE.isoformat())
+    assert result.returncode == 0, result.stderr
+    assert "ordered 2, sent 2" in result.stdout
