@@ -152,3 +152,31 @@ def test_scheduler_command_until_idle(sweeper: Sweeper, env: dict[str, str]) -> 
     result = cli(env, "scheduler", "--until-idle", "--at", DUE.isoformat())
     assert result.returncode == 0, result.stderr
     assert "ordered 2, sent 2" in result.stdout
+
+
+def test_hold_placed_before_expiry_and_released_after(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger
+) -> None:
+    """A hold suspends the purge past expiry; once released, what came due meanwhile is ordered at once."""
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "ola",
+                "h1",
+                "legalhold.placed",
+                minutes=20 * 24 * 60,
+                data={"hold_id": "h", "reason": "x"},
+            )
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    held = sweeper.sweep(DUE + timedelta(days=30))
+    assert held is not None and held.ordered == []
+    ledger.append(
+        [fact("acme", "ola", "h2", "legalhold.released", minutes=21 * 24 * 60, data={"hold_id": "h"})]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    released = sweeper.sweep(DUE + timedelta(days=31))
+    assert released is not None and len(released.ordered) == 2
+    assert all(order.expired_at == DUE for order in released.ordered)
