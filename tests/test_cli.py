@@ -36,7 +36,7 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
     assert f"{events}:4: refused: not valid JSON" in published.stderr
 
     assert cli(env, "consume", "--until-idle").returncode == 0
-    assert "projected 4 events" in cli(env, "project", "--until-idle").stdout
+    assert "projected 3 events" in cli(env, "project", "--until-idle").stdout  # the facts
 
     shown = cli(env, "subject", "acme", "alice", "--json")
     document = json.loads(shown.stdout)
