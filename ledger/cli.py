@@ -30,7 +30,7 @@ from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, UsageError
 from ledger.policy import changes
-from ledger.retention import Rule, load_policy, policy_document
+from ledger.retention import Rule, parse_policy, policy_document
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
@@ -511,9 +511,12 @@ def _rules(ledger: Ledger, settings: Settings, at: datetime | None = None) -> li
 
 def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
     path = args.file or settings.retention_policy
-    load_policy(path)  # refuse an invalid policy before recording it
+    document = policy_document(path)
+    parse_policy(
+        document, str(path or "retention_policy.toml")
+    )  # refuse an invalid policy before recording it
     ledger, _ = _ledger(settings)
-    adopted = ledger.adopt_policy(policy_document(path), args.by, args.reason)
+    adopted = ledger.adopt_policy(document, args.by, args.reason)
     if adopted is None:
         print("that policy is already in force; nothing recorded")
     else:

@@ -17,6 +17,7 @@ from uuid import UUID
 import psycopg
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
@@ -423,8 +424,19 @@ class Ledger(Application[UUID]):
         try:
             aggregate: Subject = self.repository.get(subject_id(tenant, subject))
         except AggregateNotFoundError:
-            raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids") from None
+            raise _unknown(tenant, subject) from None
         return aggregate
+
+    def subject_events(self, tenant: str, subject: str) -> list[DomainEventProtocol[UUID]]:
+        """Every stored event of the subject, oldest first, read once."""
+        events = list(self.events.get(subject_id(tenant, subject)))
+        if not events:
+            raise _unknown(tenant, subject)
+        return events
+
+
+def _unknown(tenant: str, subject: str) -> UnknownSubject:
+    return UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
 
 
 def seal_context(tenant: str, subject: str, event_id: str) -> str:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from ledger.crypto import Unreadable, unseal
 from ledger.store import Ledger, seal_context
-from ledger.subject import Subject, subject_id
+from ledger.subject import Subject
 
 ERASED = "erased"
 
@@ -29,14 +29,13 @@ class Entry:
 
 def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
     """Every event of the subject (after its registration), oldest first."""
-    ledger.subject(tenant, subject)  # unknown subject -> UnknownSubject
     if ledger.keys is None:
         keys: dict[UUID, bytes | None] = {}
     else:
         with ledger.writer.datastore.transaction() as curs:
             keys = ledger.keys.for_subject(curs, tenant, subject)
     entries = []
-    for event in ledger.events.get(subject_id(tenant, subject)):
+    for event in ledger.subject_events(tenant, subject):
         if isinstance(event, Subject.FactRecorded):
             entries.append(_fact(event, keys))
         elif isinstance(event, Subject.RetentionExpired):

@@ -64,22 +64,25 @@ def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, A
     """The subject as a JSON-ready document (the `subject --json` contract); with a retention
     policy's `rules`, each holding also says when it expires and under which rule."""
 
+    def ordered(collection: dict[Any, Any]) -> list[Any]:
+        return [item for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
+
     def rows(collection: dict[Any, Any]) -> list[dict[str, Any]]:
-        return [plain(asdict(item)) for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
+        return [plain(asdict(item)) for item in ordered(collection)]
 
     shares = sorted((asdict(s) for s in state.shares.values()), key=lambda s: (s["time"], s["event_id"]))
-    holdings = rows(state.holdings)
-    if rules is not None:
-        for holding, row in zip(
-            sorted(state.holdings.items(), key=lambda kv: str(kv[0])), holdings, strict=True
-        ):
-            kept = retention(holding[1], state, rules)
+    holdings = []
+    for holding in ordered(state.holdings):
+        row = plain(asdict(holding))
+        if rules is not None:
+            kept = retention(holding, state, rules)
             row |= {
                 "retention_expires_at": plain(kept.expires_at),
                 "retention_rule": kept.rule,
                 "retention_status": kept.status,
                 "retention_note": kept.note,
             }
+        holdings.append(row)
     return {
         "tenant": state.tenant,
         "subject": state.subject,

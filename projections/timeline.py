@@ -8,16 +8,15 @@ from datetime import datetime
 
 from ledger.state import SubjectState, apply_erasure, apply_fact
 from ledger.store import Ledger
-from ledger.subject import Subject, subject_id
+from ledger.subject import Subject
 
 
 def state_at(
     ledger: Ledger, tenant: str, subject: str, as_of: datetime, known_at: datetime | None = None
 ) -> SubjectState:
     """The subject's state at event time `as_of`, from events the ledger had recorded by `known_at`."""
-    ledger.subject(tenant, subject)  # unknown subject -> UnknownSubject
     timeline: list[tuple[datetime, int, Subject.FactRecorded | Subject.Erased]] = []
-    for event in ledger.events.get(subject_id(tenant, subject)):
+    for event in ledger.subject_events(tenant, subject):
         if not isinstance(event, Subject.FactRecorded | Subject.Erased):
             continue
         if known_at is not None and event.timestamp > known_at:
