@@ -205,6 +205,15 @@ def _open_interval(state: SubjectState, event_id: str, at: datetime, data: dict[
     )
 
 
+def _jurisdiction(state: SubjectState, category: str) -> str | None:
+    """The jurisdiction the subject's latest holding names, preferring holdings of `category`."""
+    named = [h for h in state.holdings.values() if h.jurisdiction is not None]
+    if not named:
+        return None
+    latest = max(named, key=lambda h: (h.category == category, h.last_collected))
+    return latest.jurisdiction
+
+
 def _flag_violation(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     reason = None
     if state.erased_at is not None and at > state.erased_at:
@@ -240,6 +249,15 @@ def _opted_out(state: SubjectState, event_id: str, at: datetime, data: dict[str,
 
 
 def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    # From the moment it is shared, the data is also held by the recipient, until the recipient's
+    # system confirms deletion: an interval like any other, so a breach of the recipient finds it.
+    for category in data["categories"]:
+        held = {
+            "category": category,
+            "system": data["recipient"],
+            "jurisdiction": _jurisdiction(state, category),
+        }
+        _open_interval(state, f"{event_id}/{category}", at, held)
     state.shares[event_id] = Share(
         recipient=data["recipient"],
         recipient_type=data["recipient_type"],

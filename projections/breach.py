@@ -1,53 +1,65 @@
 """Breach impact: whose data of which categories was held in the breached systems during a window.
 
-Holdings are intervals, from collection to confirmed deletion; data shared with a breached recipient
-at or before the window's end counts as exposed. Notification deadlines come from
+Holdings are intervals, from collection to confirmed deletion; data shared with a recipient is held
+by the recipient from the moment of sharing (the fold opens an interval in the recipient's system), so
+it counts as exposed when the recipient is breached after it was shared. Notification deadlines come from
 `breach_rules.json` (data, not code), counted from discovery.
+
+A jurisdiction belongs to the person, not to each datum: a subject is counted once in every
+jurisdiction its exposed holdings name, with all of its exposed categories; one whose exposed holdings
+name none takes its latest holding's.
 """
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed, Literal
 
+import schemas
 from ledger.store import Ledger
+from projections.tables import Cursor
 
 UNKNOWN = "unknown"
 
-_EXPOSED = """
-    WITH exposed AS (
-        SELECT subject, category, coalesce(jurisdiction, %(unknown)s) AS jurisdiction
-        FROM proj_intervals
-        WHERE tenant = %(tenant)s AND system = ANY(%(systems)s)
-          AND (%(categories)s::text[] IS NULL OR category = ANY(%(categories)s))
-          AND held_from <= %(to)s AND (held_until IS NULL OR held_until >= %(from)s)
-      UNION ALL  -- duplicates are harmless: everything downstream counts or aggregates DISTINCT
-        SELECT s.subject, c.category, coalesce(
-            (SELECT h.jurisdiction FROM proj_holdings h WHERE h.tenant = s.tenant AND h.subject = s.subject
-             AND h.jurisdiction IS NOT NULL ORDER BY h.last_collected DESC LIMIT 1), %(unknown)s)
-        FROM proj_shares s CROSS JOIN LATERAL unnest(s.categories) AS c(category)
-        WHERE s.tenant = %(tenant)s AND s.recipient = ANY(%(systems)s) AND s.time <= %(to)s
-          AND (%(categories)s::text[] IS NULL OR c.category = ANY(%(categories)s))
+_HELD_IN_WINDOW = """
+    tenant = %(tenant)s AND (%(categories)s::text[] IS NULL OR category = ANY(%(categories)s))
+    AND held_from <= %(to)s AND (held_until IS NULL OR held_until >= %(from)s)
+"""
+# One row per exposed subject: its first and last jurisdiction and its categories as a bit set over the
+# vocabulary. A branch per system reads the (tenant, system, subject) index in subject order, so one
+# system's breach aggregates as it scans: no hashing or sorting of a million subjects.
+_BRANCH = (
+    "SELECT subject, jurisdiction, category FROM proj_intervals WHERE system = {} AND " + _HELD_IN_WINDOW
+)
+_PER_SUBJECT = """
+    WITH exposed AS ({}), per_subject AS (
+        SELECT subject, min(jurisdiction) AS first, max(jurisdiction) AS last,
+               bit_or(1::bigint << (array_position(%(vocabulary)s::text[], category) - 1)) AS mask
+        FROM exposed GROUP BY subject
     )
 """
-# Distinct subjects per (jurisdiction, category), per jurisdiction, per category and in all: one pass.
-_COUNTS = SQL(
-    _EXPOSED
-    + """
-    SELECT jurisdiction, category, count(DISTINCT subject) AS subjects FROM exposed
-    GROUP BY GROUPING SETS ((jurisdiction, category), (jurisdiction), (category), ())
-    """
-)
-_SUBJECTS = SQL(
-    _EXPOSED
-    + """
-    SELECT subject, array_agg(DISTINCT category ORDER BY category) AS categories,
-           array_agg(DISTINCT jurisdiction ORDER BY jurisdiction) AS jurisdictions
-    FROM exposed GROUP BY subject ORDER BY subject
+_UNRESOLVED = "first IS NULL OR first <> last"  # several jurisdictions, or none named
+_COUNTS = f"""
+    SELECT first, mask, count(*) AS subjects, array_agg(subject) FILTER (WHERE {_UNRESOLVED}) AS unresolved
+    FROM per_subject GROUP BY first, last, mask
+"""
+_SUBJECTS = "SELECT subject, first, last, mask FROM per_subject ORDER BY subject"
+_JURISDICTIONS = SQL(
+    f"""
+    SELECT u.subject, coalesce(
+        (SELECT array_agg(DISTINCT jurisdiction ORDER BY jurisdiction) FROM proj_intervals
+         WHERE subject = u.subject AND system = ANY(%(systems)s) AND jurisdiction IS NOT NULL
+         AND {_HELD_IN_WINDOW}),
+        (SELECT ARRAY[h.jurisdiction] FROM proj_holdings h
+         WHERE h.tenant = %(tenant)s AND h.subject = u.subject AND h.jurisdiction IS NOT NULL
+         ORDER BY h.last_collected DESC LIMIT 1),
+        ARRAY[%(unknown)s]) AS jurisdictions
+    FROM unnest(%(unresolved)s::text[]) AS u(subject)
     """
 )
 
@@ -107,17 +119,28 @@ def breach_impact(
         "categories": categories,
         "from": window[0],
         "to": window[1],
+        "vocabulary": category_vocabulary(),
         "unknown": UNKNOWN,
     }
     impact = BreachImpact(tenant, systems, categories, window[0], window[1], discovered_at)
     with ledger.writer.datastore.transaction() as curs:
-        curs.execute(_COUNTS, parameters)
-        for row in curs.fetchall():
-            _count(impact, row["jurisdiction"], row["category"], row["subjects"])
+        # A hash table per exposed subject: the default 4MB would spill a large breach to disk.
+        curs.execute("SET LOCAL work_mem = '256MB'")
+        per_subject = _per_subject(systems)
+        curs.execute(per_subject + SQL(_COUNTS), parameters)
+        groups = curs.fetchall()
+        resolved = _resolve(curs, parameters, [s for group in groups for s in group["unresolved"] or ()])
+        for group in groups:
+            names = _categories(group["mask"])
+            others = group["unresolved"] or []
+            _tally(impact, [group["first"]], names, group["subjects"] - len(others))
+            for subject in others:
+                _tally(impact, resolved[subject], names, 1)
         if list_subjects:
-            curs.execute(_SUBJECTS, parameters)
+            curs.execute(per_subject + SQL(_SUBJECTS), parameters)
             impact.affected = [
-                Affected(row["subject"], row["categories"], row["jurisdictions"]) for row in curs.fetchall()
+                Affected(row["subject"], _categories(row["mask"]), _jurisdictions(row, resolved))
+                for row in curs.fetchall()
             ]
     impact.deadlines = [
         _deadline(jurisdiction, discovered_at, entry["subjects"])
@@ -126,18 +149,54 @@ def breach_impact(
     return impact
 
 
-def _count(impact: BreachImpact, jurisdiction: str | None, category: str | None, subjects: int) -> None:
-    """Place one row of the grouping sets: a None marks the dimension it was summed over."""
-    if jurisdiction is None and category is None:
-        impact.subjects = subjects
-    elif jurisdiction is None:
-        impact.by_category[str(category)] = subjects
-    else:
+def _per_subject(systems: list[str]) -> Composed:
+    branches = SQL(" UNION ALL ").join(
+        SQL(_BRANCH).format(Literal(system)) for system in dict.fromkeys(systems)
+    )
+    return SQL(_PER_SUBJECT).format(branches)
+
+
+def _resolve(curs: Cursor, parameters: dict[str, Any], subjects: list[str]) -> dict[str, list[str]]:
+    """The jurisdictions of subjects the per-subject row could not name exactly (few, as a rule)."""
+    if not subjects:
+        return {}
+    curs.execute(_JURISDICTIONS, parameters | {"unresolved": subjects})
+    return {row["subject"]: row["jurisdictions"] for row in curs.fetchall()}
+
+
+@cache
+def category_vocabulary() -> list[str]:
+    """Every data category, in the order that gives each its bit in the breach query's bit sets."""
+    names: list[str] = schemas.load(schemas.VOCABULARY)["$defs"]["category"]["enum"]
+    return names
+
+
+def _tally(impact: BreachImpact, jurisdictions: Sequence[str], categories: list[str], subjects: int) -> None:
+    """Count `subjects` subjects, each exposed in every one of `jurisdictions` with all of `categories`."""
+    if not subjects:
+        return
+    impact.subjects += subjects
+    _add(impact.by_category, categories, subjects)
+    for jurisdiction in jurisdictions:
         entry = impact.by_jurisdiction.setdefault(jurisdiction, {"subjects": 0, "categories": {}})
-        if category is None:
-            entry["subjects"] = subjects
-        else:
-            entry["categories"][category] = subjects
+        entry["subjects"] += subjects
+        _add(entry["categories"], categories, subjects)
+
+
+def _add(counts: dict[str, int], keys: Iterable[str], amount: int) -> None:
+    for key in keys:
+        counts[key] = counts.get(key, 0) + amount
+
+
+@cache
+def _categories(mask: int) -> list[str]:
+    """The category names a bit set holds, sorted."""
+    return sorted(name for bit, name in enumerate(category_vocabulary()) if mask >> bit & 1)
+
+
+def _jurisdictions(row: dict[str, Any], resolved: dict[str, list[str]]) -> list[str]:
+    found: list[str] = resolved.get(row["subject"]) or [row["first"]]
+    return found
 
 
 def _deadline(jurisdiction: str, discovered_at: datetime, subjects: int) -> Deadline:

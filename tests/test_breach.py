@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from ledger.store import Ledger
-from projections.breach import Affected, breach_impact
+from projections.breach import Affected, breach_impact, category_vocabulary
 from projections.projector import Projector
 from tests.helpers import T0, cli, collected, fact
 
@@ -129,3 +129,56 @@ def test_breach_command(story: Ledger, env: dict[str, str]) -> None:
     reversed_window = ["--from", window[3], "--to", window[1]]
     refused = cli(env, "breach", "acme", "--system", "crm", *reversed_window)
     assert refused.returncode == 2 and "--from is after --to" in refused.stderr
+
+
+def test_a_subject_of_two_jurisdictions_is_counted_once_in_each(ledger: Ledger) -> None:
+    """eve's crm data names DE and her billing data FR: one subject, in both, with both categories."""
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "eve",
+                "e1",
+                "data.collected",
+                minutes=1,
+                data=_collected("account_contact", "crm", "DE"),
+            ),
+            fact(
+                "acme", "eve", "e2", "data.collected", minutes=2, data=_collected("billing", "billing", "FR")
+            ),
+            fact(
+                "acme", "fay", "f1", "data.collected", minutes=3, data=_collected("billing", "billing", "FR")
+            ),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    both = ["account_contact", "billing"]
+    impact = breach_impact(
+        ledger,
+        "acme",
+        ["crm", "billing"],
+        (T0, T0 + timedelta(minutes=9)),
+        discovered_at=T0,
+        list_subjects=True,
+    )
+    assert impact.subjects == 2
+    assert impact.by_category == {"account_contact": 1, "billing": 2}
+    assert impact.by_jurisdiction == {
+        "DE": {"subjects": 1, "categories": {"account_contact": 1, "billing": 1}},
+        "FR": {"subjects": 2, "categories": {"account_contact": 1, "billing": 2}},
+    }
+    assert impact.affected == [Affected("eve", both, ["DE", "FR"]), Affected("fay", ["billing"], ["FR"])]
+
+
+def test_shared_data_takes_the_subjects_jurisdiction(story: Ledger) -> None:
+    """dan's data reached crm-vendor by a share, which names no jurisdiction: his holdings say GB."""
+    impact = breach_impact(
+        story, "acme", ["crm-vendor"], (T0, T0 + timedelta(minutes=100)), discovered_at=T0, list_subjects=True
+    )
+    assert impact.affected == [Affected("dan", ["billing"], ["GB"])]
+    assert impact.by_jurisdiction == {"GB": {"subjects": 1, "categories": {"billing": 1}}}
+
+
+def test_every_category_has_a_bit() -> None:
+    """The breach query folds categories into a 64-bit set: the vocabulary must fit in one."""
+    assert 0 < len(category_vocabulary()) <= 63

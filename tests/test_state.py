@@ -138,3 +138,23 @@ def test_collection_after_erasure_or_completed_deletion_is_a_violation() -> None
     apply_erasure(state, T0 + timedelta(minutes=5))
     apply_fact(state, "data.collected", "e9", T0 + timedelta(minutes=6), collected())
     assert "erased" in state.violations["e9"].reason
+
+
+def test_shared_data_is_held_by_the_recipient_until_it_confirms_deletion() -> None:
+    """A share opens an interval per category in the recipient's system, named for the subject's
+    jurisdiction; the recipient's deletion.completed closes it."""
+    share = {
+        "recipient": "vendor",
+        "recipient_type": "subprocessor",
+        "categories": ["billing"],
+        "purpose": "billing",
+    }
+    state = _fold(
+        ("data.collected", 1, collected("billing", "erp") | {"jurisdiction": "FR"}),
+        ("data.shared", 2, share),
+        ("deletion.completed", 9, {"system": "vendor"}),
+    )
+    interval = state.intervals["e1/billing"]
+    assert (interval.system, interval.category, interval.jurisdiction) == ("vendor", "billing", "FR")
+    assert (interval.held_from, interval.held_until) == (T0 + timedelta(minutes=2), T0 + timedelta(minutes=9))
+    assert state.intervals["e0"].held_until is None  # the controller's own copy is untouched
