@@ -3,9 +3,10 @@
     python -m bench.rebuild [--events 1000000]
 
 Appends a realistic workload straight into a fresh event store (no Kafka) and projects it, then
-measures: the time to read every stored event back from PostgreSQL in the projector's pages (the
-ceiling), and the time `rebuild` takes to replay them all into the read model (and checks that the
-result equals the tables it replaced). Target: rebuild <= 2x the read-back time.
+measures: the time to read every stored event back from PostgreSQL through the library, in the
+projector's pages (the ceiling the target names), the time to fetch just the rows a rebuild reads
+with a raw binary cursor (the floor), and the time `rebuild` takes to replay them into shadow tables
+(then compare them with the live ones and swap them in). Target: rebuild <= 2x the read-back time.
 Never run by CI.
 """
 
@@ -14,6 +15,7 @@ import itertools
 import time
 
 import orjson
+from psycopg.sql import SQL
 
 from bench.common import fresh_database, run, services
 from consumers.contract import Contract
@@ -21,6 +23,7 @@ from consumers.ingest import triage
 from consumers.workload import generate
 from ledger.crypto import MasterKey
 from ledger.store import Ledger
+from projections.changes import TOPICS
 from projections.projector import Projector
 from projections.rebuild import rebuild
 
@@ -49,14 +52,36 @@ def main() -> None:
             read += len(notifications)
             after = notifications[-1].id
         read_back = time.perf_counter() - started
-        report = rebuild(ledger, page, lambda *_: None)
+        raw, fetched = _fetch_raw(ledger)
+        started = time.perf_counter()
+        report = rebuild(ledger, lambda *_: None)
+        whole = time.perf_counter() - started
         ledger.close()
-    print(f"{loaded} facts appended, {read} stored events (with registrations and erasures), pages of {page}")
+    print(f"{loaded} facts appended, {read} stored events (with registrations and erasures)")
+    library = f"read back, library pages of {page}"
+    print(f"{library:<36} {read_back:8.1f} s  {read / read_back:>10,.0f} events/s")
+    print(f"{'fetch projected rows, raw cursor':<36} {raw:8.1f} s  {fetched / raw:>10,.0f} events/s")
     replay = report.events / report.seconds
-    print(f"{'read back from PostgreSQL':<34} {read_back:8.1f} s  {read / read_back:>10,.0f} events/s")
-    print(f"{'rebuild (replay into read model)':<34} {report.seconds:8.1f} s  {replay:>10,.0f} events/s")
-    ratio = report.seconds / read_back
-    print(f"rebuild / read back: {ratio:.2f}x  (target <= 2x); identical: {report.identical}")
+    print(f"{'rebuild (replay into shadow tables)':<36} {report.seconds:8.1f} s  {replay:>10,.0f} events/s")
+    print(f"{'  with comparison and swap':<36} {whole:8.1f} s")
+    print(
+        f"rebuild / read back: {report.seconds / read_back:.2f}x (target <= 2x); "
+        f"/ raw fetch: {report.seconds / raw:.2f}x; identical: {report.identical}"
+    )
+
+
+def _fetch_raw(ledger: Ledger) -> tuple[float, int]:
+    """The floor: the rows a rebuild reads, fetched by a binary server-side cursor and dropped."""
+    started, fetched = time.perf_counter(), 0
+    statement = SQL("SELECT originator_id, originator_version, topic, state FROM {} WHERE topic = ANY(%s)")
+    with (
+        ledger.writer.datastore.transaction() as curs,
+        curs.connection.cursor(name="raw", binary=True) as raw,
+    ):
+        raw.execute(statement.format(ledger.writer.events), (TOPICS,))
+        while batch := raw.fetchmany(5000):
+            fetched += len(batch)
+    return time.perf_counter() - started, fetched
 
 
 def _load(ledger: Ledger, count: int) -> int:

@@ -297,7 +297,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    report = rebuild(ledger, settings.projection_page, _progress_bar(f"rebuilding {args.projection}"))
+    report = rebuild(ledger, _progress_bar(f"rebuilding {args.projection}"))
     print(file=sys.stderr)
     rate = report.events / report.seconds if report.seconds else 0.0
     took = f"{report.seconds:.1f} s ({rate:,.0f} events/s)"

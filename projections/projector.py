@@ -10,20 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
-from eventsourcing.utils import get_topic
 from psycopg.sql import SQL
 
 from ledger.checkpoints import Checkpointer
 from ledger.errors import ErasureRefused
-from ledger.state import SubjectState, apply_erasure, apply_fact, erasure_due
+from ledger.state import SubjectState, erasure_due
 from ledger.store import Ledger
-from ledger.subject import FACT_CLASSES, Subject
 from projections import tables
+from projections.changes import TOPICS, decode_all, fold
 
 log = structlog.get_logger()
 NAME = tables.PROJECTION
-# Only these change a subject's state; filtering in PostgreSQL spares decoding the rest.
-PROJECTED_TOPICS = [*(get_topic(cls) for cls in FACT_CLASSES.values()), get_topic(Subject.Erased)]
 
 
 @dataclass
@@ -53,28 +50,17 @@ class Projector:
         """Apply the next page, if any; return how many events it held."""
         start = self.position()
         notifications = self.ledger.recorder.select_notifications(
-            start=start, limit=self.page, inclusive_of_start=False, topics=PROJECTED_TOPICS
+            start=start, limit=self.page, inclusive_of_start=False, topics=TOPICS
         )
         if not notifications:
             return 0
-        events = [
-            event
-            for event in map(self.ledger.mapper.to_domain_event, notifications)
-            if isinstance(event, Subject.FactRecorded | Subject.Erased)  # always, given the topics
-        ]
-        keys = list({(event.tenant, event.subject) for event in events})
+        changes = list(decode_all(self.ledger.mapper, notifications))
+        keys = list({(change.tenant, change.subject) for change in changes})
         with self.datastore.transaction(commit=True) as curs:
             if self._position(curs, lock=True) != start:
                 return 0  # another projector applied this page first; read on from its position
             states = tables.load(curs, keys)
-            for event in events:
-                state = states.setdefault(
-                    (event.tenant, event.subject), SubjectState(tenant=event.tenant, subject=event.subject)
-                )
-                if isinstance(event, Subject.Erased):
-                    apply_erasure(state, event.timestamp)
-                else:
-                    apply_fact(state, event.wire_type, event.event_id, event.occurred_at, event.data)
+            fold(states, changes)
             tables.save(curs, states.values())
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),

@@ -82,18 +82,49 @@ SUBJECT_COLUMN_TYPES = (
 SUBJECT_COLUMNS = tuple(name for name, _ in SUBJECT_COLUMN_TYPES)
 SUBJECTS_TABLE = "proj_subjects"
 SUBJECTS = Identifier(SUBJECTS_TABLE)
+SHADOW = "rebuild_"  # the prefix of the tables a rebuild fills before swapping them in
 POSITIONS = Identifier("proj_positions")
 PROJECTION = "subjects"  # the name its position is tracked under
 
 
 def create(curs: Cursor) -> None:
     """Create the read-model tables where missing."""
+    _create_tables(curs, "")
+    curs.execute(
+        SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint NOT NULL)").format(
+            POSITIONS
+        )
+    )
+    _create_indexes(curs)
+
+
+def create_shadow(curs: Cursor) -> None:
+    """Empty tables beside the live ones, for a rebuild to fill and then swap in (`swap_in_shadow`)."""
+    for name in table_names():
+        curs.execute(SQL("DROP TABLE IF EXISTS {}").format(Identifier(SHADOW + name)))
+    _create_tables(curs, SHADOW)
+
+
+def swap_in_shadow(curs: Cursor) -> None:
+    """Replace every live table by its shadow, indexes and all, in the caller's transaction."""
+    for name in table_names():
+        curs.execute(SQL("DROP TABLE {}").format(Identifier(name)))
+        curs.execute(SQL("ALTER TABLE {} RENAME TO {}").format(Identifier(SHADOW + name), Identifier(name)))
+        curs.execute(
+            SQL("ALTER INDEX {} RENAME TO {}").format(
+                Identifier(f"{SHADOW}{name}_pkey"), Identifier(f"{name}_pkey")
+            )
+        )
+    _create_indexes(curs)
+
+
+def _create_tables(curs: Cursor, prefix: str) -> None:
     curs.execute(
         SQL(
             "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, subject text NOT NULL, "
             "first_seen timestamptz, last_event_at timestamptz, erased boolean NOT NULL, "
             "erased_at timestamptz, account_closed_at timestamptz, PRIMARY KEY (tenant, subject))"
-        ).format(SUBJECTS)
+        ).format(Identifier(prefix + SUBJECTS_TABLE))
     )
     for part in PARTS:
         columns = SQL(", ").join(
@@ -105,13 +136,11 @@ def create(curs: Cursor) -> None:
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, subject text NOT NULL, "
                 "{}, PRIMARY KEY ({}))"
-            ).format(Identifier(part.table), columns, key)
+            ).format(Identifier(prefix + part.table), columns, key)
         )
-    curs.execute(
-        SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, position bigint NOT NULL)").format(
-            POSITIONS
-        )
-    )
+
+
+def _create_indexes(curs: Cursor) -> None:
     # Breach impact asks "who was held in system S during a window": this index carries every column
     # it reads, in subject order, so a large breach is one index-only scan that aggregates as it goes.
     curs.execute("DROP INDEX IF EXISTS proj_intervals_window")  # superseded by proj_intervals_exposure
@@ -164,11 +193,16 @@ def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
     """Replace the stored rows of these subjects with their current state."""
     states = list(states)
     clause, params = _matching([(s.tenant, s.subject) for s in states])
-    for table in (SUBJECTS, *(Identifier(part.table) for part in PARTS)):
-        curs.execute(SQL("DELETE FROM {} WHERE {}").format(table, clause), params)
+    for name in table_names():
+        curs.execute(SQL("DELETE FROM {} WHERE {}").format(Identifier(name), clause), params)
+    write(curs, states)
+
+
+def write(curs: Cursor, states: Sequence[SubjectState], prefix: str = "") -> None:
+    """Add the rows of these subjects, which the tables named `prefix` + name do not hold yet."""
     _copy(
         curs,
-        SUBJECTS,
+        Identifier(prefix + SUBJECTS_TABLE),
         [("tenant", "text"), ("subject", "text"), *SUBJECT_COLUMN_TYPES],
         ((s.tenant, s.subject, *(getattr(s, c) for c, _ in SUBJECT_COLUMN_TYPES)) for s in states),
     )
@@ -179,7 +213,8 @@ def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
             for state in states
             for item in getattr(state, part.attribute).values()
         )
-        _copy(curs, Identifier(part.table), [("tenant", "text"), ("subject", "text"), *columns], rows)
+        keyed = [("tenant", "text"), ("subject", "text"), *columns]
+        _copy(curs, Identifier(prefix + part.table), keyed, rows)
 
 
 def _copy(
