@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 a "no" answer (denied), 2 bad usage or input, with one line 
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -128,6 +129,9 @@ def _operation_commands(command: Command) -> None:
         "rebuild", _rebuild, "drop and replay a projection, then compare it with the old one"
     )
     rebuild_cmd.add_argument("--projection", choices=["subjects"], default="subjects", help="which one")
+    rebuild_cmd.add_argument(
+        "--processes", type=_positive, default=os.cpu_count() or 1, help="replay workers (default: cores)"
+    )
     _until_idle(command("run", _run, "start the embedded stack and run every component in one process"))
     gen = command("generate", _generate, "write a realistic workload of events as JSON lines")
     gen.add_argument("--out", type=Path, required=True)
@@ -297,7 +301,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
-    report = rebuild(ledger, _progress_bar(f"rebuilding {args.projection}"))
+    report = rebuild(ledger, _progress_bar(f"rebuilding {args.projection}"), processes=args.processes)
     print(file=sys.stderr)
     rate = report.events / report.seconds if report.seconds else 0.0
     took = f"{report.seconds:.1f} s ({rate:,.0f} events/s)"
@@ -683,6 +687,13 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         args.bad_out.write_bytes(b"".join(raw + b"\n" for raw in bad_messages()))
         print(f"wrote {len(bad_messages())} malformed messages to {args.bad_out}")
     return 0
+
+
+def _positive(text: str) -> int:
+    """A count of at least one."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _moment(text: str) -> datetime:

@@ -190,6 +190,7 @@ class Ledger(Application[UUID]):
 
     def __init__(self, database_url: str, master_key: MasterKey | None) -> None:
         super().__init__(env=postgres_env(database_url))
+        self.database_url = database_url  # for worker processes, which open their own connections
         self.master_key = master_key
         self.keys = (
             None

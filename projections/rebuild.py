@@ -1,20 +1,23 @@
 """Replay a projection from the event store into fresh tables, prove it equals the live one, swap it in.
 
-The whole rebuild is one transaction holding the projection's position, so live projectors wait and
-the live tables stay readable and exactly at that position until the rebuilt ones replace them; a
-crash or a failure leaves the live tables as they were. Events are read once, in partitions of the
-subject id space small enough to fold in memory, so each subject's rows are written once by COPY
-instead of being loaded, deleted and rewritten page after page.
+A rebuild holds the projection's position for its whole run, so live projectors wait and the live
+tables stay readable, and exactly at that position, until the rebuilt ones replace them in the same
+transaction; a failure drops the half-filled tables and leaves the live ones as they were. Events are
+read once, a partition of the subject id space at a time (each small enough to fold in memory), so
+each subject's rows are written once by COPY instead of being loaded, deleted and rewritten page
+after page; partitions are independent, so worker processes replay them side by side.
 """
 
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from uuid import UUID
 
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
 from ledger.state import SubjectState
 from ledger.store import Ledger
@@ -22,8 +25,9 @@ from projections import tables
 from projections.changes import TOPICS, decode, fold
 
 Progress = Callable[[int, int, float], None]  # (events applied, events to apply, seconds so far)
-PARTITION_EVENTS = 500_000  # events folded in memory at once: a few hundred MB of subject state
+PARTITION_EVENTS = 100_000  # events folded in memory at once: well under 100 MB of subject state
 _FETCH = 5000
+Partition = tuple[UUID, UUID | None]
 
 
 @dataclass
@@ -41,9 +45,20 @@ class RebuildReport:
         return not any(self.differences.values())
 
 
-def rebuild(ledger: Ledger, progress: Progress) -> RebuildReport:
+def rebuild(ledger: Ledger, progress: Progress, *, processes: int = 1) -> RebuildReport:
     """Replay every projected event up to the live position into shadow tables, compare, swap in."""
     tables.ensure(ledger)
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        tables.create_shadow(curs)  # committed, so that replays on other connections can fill them
+    try:
+        return _rebuild(ledger, progress, processes)
+    except BaseException:
+        with ledger.writer.datastore.transaction(commit=True) as curs:
+            tables.drop_shadow(curs)
+        raise
+
+
+def _rebuild(ledger: Ledger, progress: Progress, processes: int) -> RebuildReport:
     report = RebuildReport()
     started = time.perf_counter()
     with ledger.writer.datastore.transaction(commit=True) as curs:
@@ -54,19 +69,59 @@ def rebuild(ledger: Ledger, progress: Progress) -> RebuildReport:
         row = curs.fetchone()
         assert row is not None  # ensure() inserted it
         report.position = int(row["position"])
-        tables.create_shadow(curs)
         total = _count(curs, ledger, report.position)
-        for partition in _partitions(total):
-            states: dict[tuple[str, str], SubjectState] = {}
-            for batch in _read(curs, ledger, report.position, partition):
-                fold(states, (decode(ledger.mapper, *row) for row in batch))
-                report.events += len(batch)
-                progress(report.events, total, time.perf_counter() - started)
-            tables.write(curs, list(states.values()), tables.SHADOW)
+        for events in _replay_all(ledger, report.position, _partitions(total), processes):
+            report.events += events
+            progress(report.events, total, time.perf_counter() - started)
         report.seconds = time.perf_counter() - started
         report.differences = {name: _differences(curs, name) for name in tables.table_names()}
         tables.swap_in_shadow(curs)
     return report
+
+
+def _replay_all(ledger: Ledger, position: int, partitions: list[Partition], processes: int) -> Iterator[int]:
+    """Events replayed per partition, as each finishes: here, or in up to `processes` workers."""
+    workers = min(processes, len(partitions))
+    if workers <= 1:
+        for partition in partitions:
+            yield _replay(ledger, position, partition)
+        return
+    jobs = [(ledger.database_url, position, partition) for partition in partitions]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(_replay_in_worker, jobs)
+
+
+def _replay_in_worker(job: tuple[str, int, Partition]) -> int:
+    database_url, position, partition = job
+    return _replay(_worker_ledger(database_url), position, partition)
+
+
+@cache
+def _worker_ledger(database_url: str) -> Ledger:
+    """One ledger (mapper and connection pool) per worker process, not one per partition."""
+    return Ledger(database_url, None)
+
+
+def _replay(ledger: Ledger, position: int, partition: Partition) -> int:
+    """Fold one partition's events in memory and write its subjects into the shadow tables."""
+    low, high = partition
+    upper = SQL("") if high is None else SQL("AND originator_id < %(high)s")
+    # Subject by subject, each in version order: the primary key's order, so no sort is needed.
+    statement = SQL(
+        "SELECT originator_id, originator_version, topic, state FROM {} "
+        "WHERE notification_id <= %(position)s AND topic = ANY(%(topics)s) "
+        "AND originator_id >= %(low)s {} ORDER BY originator_id, originator_version"
+    ).format(ledger.writer.events, upper)
+    states: dict[tuple[str, str], SubjectState] = {}
+    events = 0
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        with curs.connection.cursor(name="replay", row_factory=tuple_row, binary=True) as reader:
+            reader.execute(statement, {"position": position, "topics": TOPICS, "low": low, "high": high})
+            while batch := reader.fetchmany(_FETCH):
+                fold(states, (decode(ledger.mapper, *row) for row in batch))
+                events += len(batch)
+        tables.write(curs, list(states.values()), tables.SHADOW)
+    return events
 
 
 def _count(curs: tables.Cursor, ledger: Ledger, position: int) -> int:
@@ -80,29 +135,11 @@ def _count(curs: tables.Cursor, ledger: Ledger, position: int) -> int:
     return int(row["n"]) if row else 0
 
 
-def _partitions(events: int) -> list[tuple[UUID, UUID | None]]:
+def _partitions(events: int) -> list[Partition]:
     """Equal ranges of the subject (aggregate) id space; ids are UUIDv5, so evenly spread."""
     count = max(1, math.ceil(events / PARTITION_EVENTS))
     bounds = [UUID(int=(n << 128) // count) for n in range(count)]
     return [(low, bounds[n + 1] if n + 1 < count else None) for n, low in enumerate(bounds)]
-
-
-def _read(
-    curs: tables.Cursor, ledger: Ledger, position: int, partition: tuple[UUID, UUID | None]
-) -> Iterator[list[tuple[UUID, int, str, bytes]]]:
-    """Every projected event of the partition's subjects up to `position`, in order, in batches."""
-    low, high = partition
-    upper = SQL("") if high is None else SQL("AND originator_id < %(high)s")
-    statement: Composed = SQL(
-        "SELECT originator_id, originator_version, topic, state FROM {} "
-        "WHERE notification_id <= %(position)s AND topic = ANY(%(topics)s) "
-        "AND originator_id >= %(low)s {} ORDER BY notification_id"
-    ).format(ledger.writer.events, upper)
-    # A server-side cursor in the rebuild's own transaction: rows stream in while the COPYs run.
-    with curs.connection.cursor(name="rebuild", row_factory=tuple_row, binary=True) as reader:
-        reader.execute(statement, {"position": position, "topics": TOPICS, "low": low, "high": high})
-        while batch := reader.fetchmany(_FETCH):
-            yield batch
 
 
 def _differences(curs: tables.Cursor, name: str) -> int:

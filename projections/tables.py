@@ -100,9 +100,14 @@ def create(curs: Cursor) -> None:
 
 def create_shadow(curs: Cursor) -> None:
     """Empty tables beside the live ones, for a rebuild to fill and then swap in (`swap_in_shadow`)."""
+    drop_shadow(curs)  # what a rebuild that was killed left behind
+    _create_tables(curs, SHADOW)
+
+
+def drop_shadow(curs: Cursor) -> None:
+    """Drop a rebuild's tables, if any."""
     for name in table_names():
         curs.execute(SQL("DROP TABLE IF EXISTS {}").format(Identifier(SHADOW + name)))
-    _create_tables(curs, SHADOW)
 
 
 def swap_in_shadow(curs: Cursor) -> None:

@@ -118,13 +118,13 @@ def test_fast_decoding_reads_what_the_library_reads(settings: Settings, ledger: 
 def test_rebuild_in_partitions_gives_the_same_tables(
     settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Folding the subject id space a partition at a time changes nothing in the result."""
+    """Folding the subject id space a partition at a time, in two worker processes, changes nothing."""
     _load_workload(ledger)
     Projector(ledger, page=200).run(until_idle=True)
     before = _snapshot(ledger)
     monkeypatch.setattr("projections.rebuild.PARTITION_EVENTS", 100)
     progress: list[tuple[int, int]] = []
-    report = rebuild(ledger, lambda done, total, _: progress.append((done, total)))
+    report = rebuild(ledger, lambda done, total, _: progress.append((done, total)), processes=2)
     assert report.identical and _snapshot(ledger) == before
     assert progress[-1][0] == progress[-1][1] == report.events
 
