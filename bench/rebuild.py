@@ -6,7 +6,8 @@ Appends a realistic workload straight into a fresh event store (no Kafka) and pr
 measures: the time to read every stored event back from PostgreSQL through the library, in the
 projector's pages (the ceiling the target names), the time to fetch just the rows a rebuild reads
 with a raw binary cursor (the floor), and the time `rebuild` takes to replay them into shadow tables
-(one worker process per core; then it compares them with the live ones and swaps them in). Target: rebuild <= 2x the read-back time.
+(one worker process per core; then it compares them with the live ones and swaps them in).
+Target: rebuild <= 2x the read-back time.
 Never run by CI.
 """
 

@@ -62,6 +62,9 @@ def _rebuild(ledger: Ledger, progress: Progress, processes: int) -> RebuildRepor
     report = RebuildReport()
     started = time.perf_counter()
     with ledger.writer.datastore.transaction(commit=True) as curs:
+        # This transaction only holds the lock while the replays work on other connections: it idles
+        # far longer than the library's idle-in-transaction timeout allows by default.
+        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         curs.execute(
             SQL("SELECT position FROM {} WHERE name = %s FOR UPDATE").format(tables.POSITIONS),
             (tables.PROJECTION,),
