@@ -19,13 +19,14 @@ from uuid import UUID
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from ledger.bulk import without_cycle_collection
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections import tables
 from projections.changes import TOPICS, decode, fold
 
 Progress = Callable[[int, int, float], None]  # (events applied, events to apply, seconds so far)
-PARTITION_EVENTS = 100_000  # events folded in memory at once: well under 100 MB of subject state
+PARTITION_EVENTS = 50_000  # events folded in memory at once: tens of MB of subject state
 _FETCH = 5000
 Partition = tuple[UUID, UUID | None]
 
@@ -73,7 +74,7 @@ def _rebuild(ledger: Ledger, progress: Progress, processes: int) -> RebuildRepor
         assert row is not None  # ensure() inserted it
         report.position = int(row["position"])
         total = _count(curs, ledger, report.position)
-        for events in _replay_all(ledger, report.position, _partitions(total), processes):
+        for events in _replay_all(ledger, report.position, _partitions(total, processes), processes):
             report.events += events
             progress(report.events, total, time.perf_counter() - started)
         report.seconds = time.perf_counter() - started
@@ -117,7 +118,7 @@ def _replay(ledger: Ledger, position: int, partition: Partition) -> int:
     ).format(ledger.writer.events, upper)
     states: dict[tuple[str, str], SubjectState] = {}
     events = 0
-    with ledger.writer.datastore.transaction(commit=True) as curs:
+    with without_cycle_collection(), ledger.writer.datastore.transaction(commit=True) as curs:
         with curs.connection.cursor(name="replay", row_factory=tuple_row, binary=True) as reader:
             reader.execute(statement, {"position": position, "topics": TOPICS, "low": low, "high": high})
             while batch := reader.fetchmany(_FETCH):
@@ -138,9 +139,12 @@ def _count(curs: tables.Cursor, ledger: Ledger, position: int) -> int:
     return int(row["n"]) if row else 0
 
 
-def _partitions(events: int) -> list[Partition]:
-    """Equal ranges of the subject (aggregate) id space; ids are UUIDv5, so evenly spread."""
-    count = max(1, math.ceil(events / PARTITION_EVENTS))
+def _partitions(events: int, processes: int) -> list[Partition]:
+    """Equal ranges of the subject (aggregate) id space, ids being UUIDv5 and so evenly spread: small
+    enough to fold in memory, and as many for each worker, so that none idles while another works."""
+    count = math.ceil(events / PARTITION_EVENTS)
+    if count > 1:
+        count = math.ceil(count / processes) * processes
     bounds = [UUID(int=(n << 128) // count) for n in range(count)]
     return [(low, bounds[n + 1] if n + 1 < count else None) for n, low in enumerate(bounds)]
 
