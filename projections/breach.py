@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from psycopg.sql import SQL, Composed, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 import schemas
 from ledger.store import Ledger
@@ -31,16 +31,17 @@ _HELD_IN_WINDOW = """
     AND held_from <= %(to)s AND (held_until IS NULL OR held_until >= %(from)s)
 """
 # One row per exposed subject: its first and last jurisdiction and its categories as a bit set over the
-# vocabulary. A branch per system reads the (tenant, system, subject) index in subject order, so one
-# system's breach aggregates as it scans: no hashing or sorting of a million subjects.
-_BRANCH = (
-    "SELECT subject, jurisdiction, category FROM proj_intervals WHERE system = {} AND " + _HELD_IN_WINDOW
+# vocabulary. Each system's rows are read from the (tenant, system, subject) index in subject order and
+# aggregated as they stream by; several systems' streams are merged by full joins on the subject, so
+# no step hashes or sorts a million subjects.
+_PER_SYSTEM = (
+    "SELECT subject, min(jurisdiction) AS first, max(jurisdiction) AS last, "
+    "bit_or(1::bigint << (array_position(%(vocabulary)s::text[], category) - 1)) AS mask "
+    "FROM proj_intervals WHERE system = {} AND " + _HELD_IN_WINDOW + " GROUP BY subject"
 )
 _PER_SUBJECT = """
-    WITH exposed AS ({}), per_subject AS (
-        SELECT subject, min(jurisdiction) AS first, max(jurisdiction) AS last,
-               bit_or(1::bigint << (array_position(%(vocabulary)s::text[], category) - 1)) AS mask
-        FROM exposed GROUP BY subject
+    WITH {}, per_subject AS (
+        SELECT subject, least({}) AS first, greatest({}) AS last, {} AS mask FROM {}
     )
 """
 _UNRESOLVED = "first IS NULL OR first <> last"  # several jurisdictions, or none named
@@ -126,6 +127,9 @@ def breach_impact(
     with ledger.writer.datastore.transaction() as curs:
         # A hash table per exposed subject: the default 4MB would spill a large breach to disk.
         curs.execute("SET LOCAL work_mem = '256MB'")
+        # The per-subject rows come in subject order from the index; the planner cannot estimate how
+        # few groups the final count has, and would sort every exposed subject to count them.
+        curs.execute("SET LOCAL enable_sort = off")
         per_subject = _per_subject(systems)
         curs.execute(per_subject + SQL(_COUNTS), parameters)
         groups = curs.fetchall()
@@ -150,10 +154,22 @@ def breach_impact(
 
 
 def _per_subject(systems: list[str]) -> Composed:
-    branches = SQL(" UNION ALL ").join(
-        SQL(_BRANCH).format(Literal(system)) for system in dict.fromkeys(systems)
+    streams = [Identifier(f"system_{n}") for n in range(len(dict.fromkeys(systems)))]
+    ctes = SQL(", ").join(
+        SQL("{} AS ({})").format(stream, SQL(_PER_SYSTEM).format(Literal(system)))
+        for stream, system in zip(streams, dict.fromkeys(systems), strict=True)
     )
-    return SQL(_PER_SUBJECT).format(branches)
+    joined = SQL(" FULL JOIN ").join(
+        [streams[0], *(SQL("{} USING (subject)").format(stream) for stream in streams[1:])]
+    )
+
+    return SQL(_PER_SUBJECT).format(
+        ctes,
+        SQL(", ").join(SQL("{}.first").format(s) for s in streams),
+        SQL(", ").join(SQL("{}.last").format(s) for s in streams),
+        SQL(" | ").join(SQL("coalesce({}.mask, 0)").format(s) for s in streams),
+        joined,
+    )
 
 
 def _resolve(curs: Cursor, parameters: dict[str, Any], subjects: list[str]) -> dict[str, list[str]]:
