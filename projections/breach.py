@@ -21,6 +21,7 @@ from typing import Any
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 import schemas
+from ledger.errors import UsageError
 from ledger.store import Ledger
 from projections.tables import Cursor
 
@@ -125,7 +126,7 @@ def breach_impact(
     }
     impact = BreachImpact(tenant, systems, categories, window[0], window[1], discovered_at)
     with ledger.writer.datastore.transaction() as curs:
-        # A hash table per exposed subject: the default 4MB would spill a large breach to disk.
+        # Merging three or more systems hashes their streams: the default 4MB would spill it to disk.
         curs.execute("SET LOCAL work_mem = '256MB'")
         # The per-subject rows come in subject order from the index; the planner cannot estimate how
         # few groups the final count has, and would sort every exposed subject to count them.
@@ -154,15 +155,18 @@ def breach_impact(
 
 
 def _per_subject(systems: list[str]) -> Composed:
-    streams = [Identifier(f"system_{n}") for n in range(len(dict.fromkeys(systems)))]
+    """The per_subject query over each named system once (a system named twice is breached once)."""
+    named = list(dict.fromkeys(systems))
+    if not named:
+        raise UsageError("name at least one breached system")
+    streams = [Identifier(f"system_{n}") for n in range(len(named))]
     ctes = SQL(", ").join(
         SQL("{} AS ({})").format(stream, SQL(_PER_SYSTEM).format(Literal(system)))
-        for stream, system in zip(streams, dict.fromkeys(systems), strict=True)
+        for stream, system in zip(streams, named, strict=True)
     )
     joined = SQL(" FULL JOIN ").join(
         [streams[0], *(SQL("{} USING (subject)").format(stream) for stream in streams[1:])]
     )
-
     return SQL(_PER_SUBJECT).format(
         ctes,
         SQL(", ").join(SQL("{}.first").format(s) for s in streams),

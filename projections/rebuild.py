@@ -49,22 +49,11 @@ class RebuildReport:
 def rebuild(ledger: Ledger, progress: Progress, *, processes: int = 1) -> RebuildReport:
     """Replay every projected event up to the live position into shadow tables, compare, swap in."""
     tables.ensure(ledger)
-    with ledger.writer.datastore.transaction(commit=True) as curs:
-        tables.create_shadow(curs)  # committed, so that replays on other connections can fill them
-    try:
-        return _rebuild(ledger, progress, processes)
-    except BaseException:
-        with ledger.writer.datastore.transaction(commit=True) as curs:
-            tables.drop_shadow(curs)
-        raise
-
-
-def _rebuild(ledger: Ledger, progress: Progress, processes: int) -> RebuildReport:
     report = RebuildReport()
     started = time.perf_counter()
     with ledger.writer.datastore.transaction(commit=True) as curs:
-        # This transaction only holds the lock while the replays work on other connections: it idles
-        # far longer than the library's idle-in-transaction timeout allows by default.
+        # This transaction holds the position, keeping projectors and other rebuilds out, and idles
+        # while the replays work on other connections: far longer than the library's timeout allows.
         curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         curs.execute(
             SQL("SELECT position FROM {} WHERE name = %s FOR UPDATE").format(tables.POSITIONS),
@@ -73,14 +62,25 @@ def _rebuild(ledger: Ledger, progress: Progress, processes: int) -> RebuildRepor
         row = curs.fetchone()
         assert row is not None  # ensure() inserted it
         report.position = int(row["position"])
-        total = _count(curs, ledger, report.position)
-        for events in _replay_all(ledger, report.position, _partitions(total, processes), processes):
-            report.events += events
-            progress(report.events, total, time.perf_counter() - started)
-        report.seconds = time.perf_counter() - started
-        report.differences = {name: _differences(curs, name) for name in tables.table_names()}
-        tables.swap_in_shadow(curs)
+        _apart(ledger, tables.create_shadow)  # committed, so that the replays' connections can fill them
+        try:
+            total = _count(curs, ledger, report.position)
+            for events in _replay_all(ledger, report.position, _partitions(total, processes), processes):
+                report.events += events
+                progress(report.events, total, time.perf_counter() - started)
+            report.seconds = time.perf_counter() - started
+            report.differences = {name: _differences(curs, name) for name in tables.table_names()}
+            tables.swap_in_shadow(curs)
+        except BaseException:
+            _apart(ledger, tables.drop_shadow)  # while the position is still held: these are ours
+            raise
     return report
+
+
+def _apart(ledger: Ledger, change: Callable[[tables.Cursor], None]) -> None:
+    """Run `change` in a transaction of its own, committed at once."""
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        change(curs)
 
 
 def _replay_all(ledger: Ledger, position: int, partitions: list[Partition], processes: int) -> Iterator[int]:
