@@ -430,10 +430,14 @@ class Ledger(Application[UUID]):
 
     def subject_events(self, tenant: str, subject: str) -> list[DomainEventProtocol[UUID]]:
         """Every stored event of the subject, oldest first, read once."""
-        events = list(self.events.get(subject_id(tenant, subject)))
-        if not events:
+        return [self.mapper.to_domain_event(stored) for stored in self.stored_subject_events(tenant, subject)]
+
+    def stored_subject_events(self, tenant: str, subject: str) -> Sequence[StoredEvent]:
+        """Every stored event of the subject as recorded (not decoded), oldest first."""
+        stored = self.recorder.select_events(subject_id(tenant, subject))
+        if not stored:
             raise _unknown(tenant, subject)
-        return events
+        return stored
 
 
 def _unknown(tenant: str, subject: str) -> UnknownSubject:

@@ -23,6 +23,7 @@ _KINDS = {get_topic(cls): cls.wire_type for cls in FACT_CLASSES.values()}
 _ERASED = get_topic(Subject.Erased)
 # Only these change a subject's state; filtering in PostgreSQL spares reading the rest.
 TOPICS = [*_KINDS, _ERASED]
+PROJECTED = frozenset(TOPICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,8 @@ class Change:
     subject: str
     kind: str | None
     event_id: str
-    at: datetime
+    at: datetime  # when it happened (for an erasure, when it was recorded)
+    recorded: datetime
     data: dict[str, Any]
 
 
@@ -42,10 +44,11 @@ def decode(mapper: Mapper[UUID], originator_id: UUID | str, version: int, topic:
     fields = orjson.loads(state)
     if "class_version" in fields:
         return _upcast(mapper, StoredEvent(originator_id, version, topic, state))
+    tenant, subject, recorded = fields["tenant"], fields["subject"], _moment(fields["timestamp"])
     if topic == _ERASED:
-        return Change(fields["tenant"], fields["subject"], None, "", _moment(fields["timestamp"]), {})
-    kind, moment = _KINDS[topic], _moment(fields["occurred_at"])
-    return Change(fields["tenant"], fields["subject"], kind, fields["event_id"], moment, fields["data"])
+        return Change(tenant, subject, None, "", recorded, recorded, {})
+    moment = _moment(fields["occurred_at"])
+    return Change(tenant, subject, _KINDS[topic], fields["event_id"], moment, recorded, fields["data"])
 
 
 def fold(states: dict[tuple[str, str], SubjectState], changes: Iterable[Change]) -> None:
@@ -75,6 +78,7 @@ def _moment(value: dict[str, str]) -> datetime:
 def _upcast(mapper: Mapper[UUID], stored: StoredEvent) -> Change:
     event = mapper.to_domain_event(stored)
     if isinstance(event, Subject.Erased):
-        return Change(event.tenant, event.subject, None, "", event.timestamp, {})
+        return Change(event.tenant, event.subject, None, "", event.timestamp, event.timestamp, {})
     assert isinstance(event, Subject.FactRecorded)
-    return Change(event.tenant, event.subject, event.wire_type, event.event_id, event.occurred_at, event.data)
+    kind, moment = event.wire_type, event.occurred_at
+    return Change(event.tenant, event.subject, kind, event.event_id, moment, event.timestamp, event.data)

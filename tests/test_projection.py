@@ -102,10 +102,12 @@ def test_fast_decoding_reads_what_the_library_reads(settings: Settings, ledger: 
     stored = ledger.recorder.select_notifications(start=None, limit=1_000_000, topics=TOPICS)
     for event in stored:
         expected = ledger.mapper.to_domain_event(event)
+        assert isinstance(expected, Subject.FactRecorded | Subject.Erased)
         versioned = orjson.dumps(orjson.loads(event.state) | {"class_version": 1})
         for state in (event.state, versioned):
             change = decode(ledger.mapper, event.originator_id, event.originator_version, event.topic, state)
-            assert (change.tenant, change.subject) == (expected.tenant, expected.subject)  # type: ignore[attr-defined]
+            assert (change.tenant, change.subject) == (expected.tenant, expected.subject)
+            assert change.recorded == expected.timestamp
             if isinstance(expected, Subject.Erased):
                 assert (change.kind, change.at) == (None, expected.timestamp)
             else:
