@@ -1,8 +1,8 @@
 """Bulk passes over many events, with Python's cyclic garbage collector held off.
 
-Folding or encoding a hundred thousand events allocates millions of small, long-lived, acyclic
-objects (states, dataclasses, dicts); each allocation burst triggers a collection that walks them all
-again, which measured as half the time of a rebuild. Reference counting frees them as before: only
+Folding a hundred thousand events allocates millions of small, long-lived, acyclic objects (states,
+dataclasses, dicts); each allocation burst triggers a collection that walks them all again, which
+measured as half the time of a rebuild. Reference counting frees them as before: only
 cycle detection waits until the pass ends.
 """
 

@@ -126,7 +126,7 @@ def _operation_commands(command: Command) -> None:
     )
     _until_idle(command("project", _project, "bring the read model up to date with the event store"))
     rebuild_cmd = command(
-        "rebuild", _rebuild, "drop and replay a projection, then compare it with the old one"
+        "rebuild", _rebuild, "replay a projection into fresh tables, compare them with the live ones, swap in"
     )
     rebuild_cmd.add_argument("--projection", choices=["subjects"], default="subjects", help="which one")
     rebuild_cmd.add_argument(

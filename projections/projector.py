@@ -99,12 +99,6 @@ class Projector:
         progress.position = self.position()
         return progress
 
-    def reset(self) -> None:
-        """Forget everything projected, so the next run rebuilds from the first event."""
-        with self.datastore.transaction(commit=True) as curs:
-            tables.truncate(curs)
-            curs.execute(SQL("INSERT INTO {} VALUES (%s, 0)").format(tables.POSITIONS), (NAME,))
-
     def _position(self, curs: tables.Cursor, *, lock: bool) -> int:
         suffix = " FOR UPDATE" if lock else ""
         curs.execute(

@@ -242,9 +242,3 @@ def _copy(
 def table_names() -> list[str]:
     """Every read-model table that holds subject state (not the positions)."""
     return [SUBJECTS_TABLE, *(part.table for part in PARTS)]
-
-
-def truncate(curs: Cursor) -> None:
-    """Empty every read-model table and forget every position (a rebuild starts from zero)."""
-    tables = [*(Identifier(name) for name in table_names()), POSITIONS]
-    curs.execute(SQL("TRUNCATE {}").format(SQL(", ").join(tables)))

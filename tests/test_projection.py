@@ -44,15 +44,16 @@ def _snapshot(ledger: Ledger) -> dict[str, list[Any]]:
 
 
 def test_rebuild_from_zero_gives_the_same_tables(settings: Settings, ledger: Ledger) -> None:
-    """Projecting, resetting and replaying produces identical rows in every table."""
+    """Projecting page by page from an empty read model, twice, produces identical rows in every table."""
     _load_workload(ledger)
     projector = Projector(ledger, page=97)
     projector.run(until_idle=True)
     before = _snapshot(ledger)
     assert len(before["proj_subjects"]) == 300
-    projector.reset()
+    with ledger.writer.datastore.transaction(commit=True) as curs:  # forget everything projected
+        curs.execute(f"TRUNCATE {', '.join([*tables.table_names(), 'proj_positions'])}")
     assert _snapshot(ledger)["proj_subjects"] == []
-    projector.run(until_idle=True)
+    Projector(ledger, page=97).run(until_idle=True)
     assert _snapshot(ledger) == before
 
 
