@@ -94,14 +94,17 @@ def down(settings: Settings) -> list[str]:
         stopped.append("kafka")
     (settings.home / "broker.pid").unlink(missing_ok=True)
     if not settings.database_url and _embedded_postgres_url(settings):
-        server = _pgserver().get_server(settings.home / "pg", cleanup_mode=None)
-        server.stop()
-        # The package caches a handle per data directory, and an exit hook that expects it there;
-        # a stopped server's handle must be forgotten so that a later `up` starts it anew.
-        atexit.unregister(server._cleanup)
-        type(server)._instances.pop(server.pgdata, None)
+        _stop(_pgserver().get_server(settings.home / "pg", cleanup_mode=None))
         stopped.append("postgresql")
     return stopped
+
+
+def _stop(server: Any) -> None:
+    server.stop()
+    # The package caches a handle per data directory, and an exit hook that expects it there;
+    # a stopped server's handle must be forgotten so that a later `up` starts it anew.
+    atexit.unregister(server._cleanup)
+    type(server)._instances.pop(server.pgdata, None)
 
 
 def _pgserver() -> Any:
@@ -115,18 +118,39 @@ def _pgserver() -> Any:
 
 def _start_postgres(settings: Settings) -> str:
     pgdata = settings.home / "pg"
-    try:
-        server = _pgserver().get_server(pgdata, cleanup_mode=None)
-    except Exception as error:
-        raise ServiceUnavailable(
-            f"embedded PostgreSQL did not start ({type(error).__name__}): see {pgdata / 'log'}"
-        ) from None
-    url = str(server.get_uri(database=DATABASE))
+    server = _server(pgdata)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        restart = _tune(conn)
+    if restart:  # shared_buffers is read at start only
+        _stop(server)
+        server = _server(pgdata)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
         if exists is None:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-    return url
+    return str(server.get_uri(database=DATABASE))
+
+
+def _server(pgdata: Path) -> Any:
+    try:
+        return _pgserver().get_server(pgdata, cleanup_mode=None)
+    except Exception as error:
+        raise ServiceUnavailable(
+            f"embedded PostgreSQL did not start ({type(error).__name__}): see {pgdata / 'log'}"
+        ) from None
+
+
+def _tune(conn: psycopg.Connection[Any]) -> bool:
+    """Give the embedded server a quarter of the memory for its buffers, up to 1 GB (PostgreSQL's
+    usual advice; with its 128 MB default a large breach query reread its index from the OS each
+    time); True when that takes a restart."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    wanted = max(128, min(1024, memory // 4 // 2**20))  # MB
+    current = conn.execute("SELECT pg_size_bytes(current_setting('shared_buffers')) / 1048576").fetchone()
+    if current is not None and int(current[0]) == wanted:
+        return False
+    conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
+    return True
 
 
 def _embedded_postgres_url(settings: Settings) -> str | None:
