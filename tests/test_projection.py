@@ -118,28 +118,28 @@ def test_fast_decoding_reads_what_the_library_reads(settings: Settings, ledger: 
     assert any(event.topic.endswith("Subject.Erased") for event in stored)
 
 
-def test_rebuild_in_partitions_gives_the_same_tables(
-    settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Folding the subject id space a partition at a time, in two worker processes, changes nothing."""
+@pytest.fixture
+def projected(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """The workload projected live, and rebuilds set to fold it in partitions of 100 events: the live
+    tables, as a rebuild must reproduce them."""
     _load_workload(ledger)
     Projector(ledger, page=200).run(until_idle=True)
-    before = _snapshot(ledger)
     monkeypatch.setattr("projections.rebuild.PARTITION_EVENTS", 100)
+    return _snapshot(ledger)
+
+
+def test_rebuild_in_partitions_gives_the_same_tables(ledger: Ledger, projected: dict[str, list[Any]]) -> None:
+    """Folding the subject id space a partition at a time, in two worker processes, changes nothing."""
     progress: list[tuple[int, int]] = []
     report = rebuild(ledger, lambda done, total, _: progress.append((done, total)), processes=2)
-    assert report.identical and _snapshot(ledger) == before
+    assert report.identical and _snapshot(ledger) == projected
     assert progress[-1][0] == progress[-1][1] == report.events
 
 
 def test_a_failed_rebuild_leaves_the_live_tables_alone(
-    settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, projected: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rebuild that dies half way rolls back: live tables as they were, no shadow tables left."""
-    _load_workload(ledger)
-    Projector(ledger, page=200).run(until_idle=True)
-    before = _snapshot(ledger)
-    monkeypatch.setattr("projections.rebuild.PARTITION_EVENTS", 100)
 
     def fail(*_: object) -> None:
         raise RuntimeError("disk full")
@@ -147,7 +147,7 @@ def test_a_failed_rebuild_leaves_the_live_tables_alone(
     monkeypatch.setattr("projections.tables.write", fail)
     with pytest.raises(RuntimeError):
         rebuild(ledger, lambda *_: None)
-    assert _snapshot(ledger) == before
+    assert _snapshot(ledger) == projected
     with ledger.writer.datastore.transaction() as curs:
         curs.execute("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'rebuild_%'")
         row = curs.fetchone()
