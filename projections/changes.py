@@ -2,8 +2,10 @@
 
 The projector and a rebuild decode every stored fact. The library's decoder walks each document
 with a Python object hook and builds the whole event; the fold needs five fields, so these are read
-with orjson and the one datetime parsed by hand, about five times faster. An event stored by a newer
-class version (an upcast is due) goes through the library's mapper as before.
+with orjson and the one datetime parsed by hand, about five times faster. An event stored by an older
+version of its class than the current one (an upcast is due) goes through the library's mapper, which
+runs the class's `upcast_v<N>_v<N+1>` methods. The library writes `class_version` only above 1, so a
+missing one means version 1.
 """
 
 from collections.abc import Iterable, Iterator
@@ -21,6 +23,7 @@ from ledger.subject import FACT_CLASSES, Subject
 
 _KINDS = {get_topic(cls): cls.wire_type for cls in FACT_CLASSES.values()}
 _ERASED = get_topic(Subject.Erased)
+_CLASSES: dict[str, type] = {get_topic(cls): cls for cls in FACT_CLASSES.values()} | {_ERASED: Subject.Erased}
 # Only these change a subject's state; filtering in PostgreSQL spares reading the rest.
 TOPICS = [*_KINDS, _ERASED]
 PROJECTED = frozenset(TOPICS)
@@ -42,7 +45,8 @@ class Change:
 def decode(mapper: Mapper[UUID], originator_id: UUID | str, version: int, topic: str, state: bytes) -> Change:
     """The change one stored event of a projected topic makes."""
     fields = orjson.loads(state)
-    if "class_version" in fields:
+    # Read the class's version at call time: it is what the mapper will compare with, too.
+    if fields.get("class_version", 1) < getattr(_CLASSES[topic], "class_version", 1):
         return _upcast(mapper, StoredEvent(originator_id, version, topic, state))
     tenant, subject, recorded = fields["tenant"], fields["subject"], _moment(fields["timestamp"])
     if topic == _ERASED:

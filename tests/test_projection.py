@@ -1,5 +1,6 @@
 """The read model is derived from the event store alone: resumable, and the same when rebuilt."""
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -11,11 +12,12 @@ from consumers.workload import generate
 from ledger.settings import Settings
 from ledger.store import Ledger
 from ledger.subject import Subject
-from projections import tables
+from projections import queries, tables
 from projections.changes import TOPICS, decode
 from projections.projector import Projector
 from projections.rebuild import rebuild
-from tests.helpers import cli
+from projections.timeline import state_at
+from tests.helpers import T0, cli, consent, fact
 
 pytestmark = pytest.mark.services
 
@@ -97,25 +99,49 @@ def test_rebuild_names_tables_that_differ(settings: Settings, ledger: Ledger) ->
 
 
 def test_fast_decoding_reads_what_the_library_reads(settings: Settings, ledger: Ledger) -> None:
-    """Every projected event decodes to the fields the library's mapper gives, upcast path included."""
+    """Every projected event decodes to the fields the library's mapper gives."""
     _load_workload(ledger)
     ledger.erase("tenant-1", "contact-000001", "test", only_if_due=False)
     stored = ledger.recorder.select_notifications(start=None, limit=1_000_000, topics=TOPICS)
     for event in stored:
         expected = ledger.mapper.to_domain_event(event)
         assert isinstance(expected, Subject.FactRecorded | Subject.Erased)
-        versioned = orjson.dumps(orjson.loads(event.state) | {"class_version": 1})
-        for state in (event.state, versioned):
-            change = decode(ledger.mapper, event.originator_id, event.originator_version, event.topic, state)
-            assert (change.tenant, change.subject) == (expected.tenant, expected.subject)
-            assert change.recorded == expected.timestamp
-            if isinstance(expected, Subject.Erased):
-                assert (change.kind, change.at) == (None, expected.timestamp)
-            else:
-                assert isinstance(expected, Subject.FactRecorded)
-                fields = (change.kind, change.event_id, change.at, change.data)
-                assert fields == (expected.wire_type, expected.event_id, expected.occurred_at, expected.data)
+        change = decode(
+            ledger.mapper, event.originator_id, event.originator_version, event.topic, event.state
+        )
+        assert (change.tenant, change.subject) == (expected.tenant, expected.subject)
+        assert change.recorded == expected.timestamp
+        if isinstance(expected, Subject.Erased):
+            assert (change.kind, change.at) == (None, expected.timestamp)
+        else:
+            assert isinstance(expected, Subject.FactRecorded)
+            fields = (change.kind, change.event_id, change.at, change.data)
+            assert fields == (expected.wire_type, expected.event_id, expected.occurred_at, expected.data)
     assert any(event.topic.endswith("Subject.Erased") for event in stored)
+
+
+def _chat_is_web_chat(state: dict[str, Any]) -> None:
+    """v2 of `consent.given` (in this test) calls the channel `web_chat` that v1 called `chat`."""
+    if state["data"]["channel"] == "chat":
+        state["data"] = {**state["data"], "channel": "web_chat"}
+
+
+def test_events_of_an_older_class_version_are_upcast_everywhere(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once `Subject.ConsentGiven` is at version 2, the events v1 stored (with no `class_version`, as
+    the library writes them) go through `upcast_v1_v2` in the projector, a rebuild and point in time."""
+    ledger.append([fact("acme", "old", "c1", data=consent(channel="chat"))])
+    monkeypatch.setattr(Subject.ConsentGiven, "class_version", 2, raising=False)
+    monkeypatch.setattr(Subject.ConsentGiven, "upcast_v1_v2", staticmethod(_chat_is_web_chat), raising=False)
+    ledger.append([fact("acme", "new", "c2", data=consent(channel="web_chat"))])  # stored as v2
+
+    Projector(ledger, page=10).run(until_idle=True)
+    for subject in ("old", "new"):
+        assert list(queries.subject_state(ledger, "acme", subject).consent) == [("marketing", "web_chat")]
+    assert rebuild(ledger, lambda *_: None).identical
+    later = T0 + timedelta(days=1)
+    assert list(state_at(ledger, "acme", "old", later).consent) == [("marketing", "web_chat")]
 
 
 @pytest.fixture
