@@ -96,7 +96,7 @@ class Sweeper:
             if any(holding.status == "held" for holding in state.holdings.values()):
                 continue
             try:
-                if self.ledger.erase(tenant, subject, "retention: nothing left held", only_if_due=False):
+                if self.ledger.erase(tenant, subject, "retention: nothing left held"):
                     shredded.append((tenant, subject))
             except ErasureRefused:
                 continue  # a legal hold keeps the key until it is released

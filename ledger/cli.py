@@ -390,7 +390,7 @@ def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
     ledger, _ = _ledger(settings)
     try:
-        erased = ledger.erase(args.tenant, args.subject, args.reason, only_if_due=False)
+        erased = _projector(ledger, settings).erase(args.tenant, args.subject, args.reason)
     except ErasureRefused as refused:
         print(f"refused: {refused}")
         return 1

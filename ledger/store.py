@@ -30,7 +30,7 @@ from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
 from ledger.keys import DataKey, KeyStore
 from ledger.policy import POLICY_ID, RetentionPolicy, digest
 from ledger.purges import OrderBook, PurgeOrder
-from ledger.state import erasure_due
+from ledger.state import SubjectState, erasure_due
 from ledger.subject import FACT_CLASSES, Subject, subject_id
 from ledger.transcoder import OrjsonTranscoder
 
@@ -95,8 +95,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def writing(self) -> Iterator[psycopg.Cursor[DictRow]]:
         """A transaction holding the event table's write lock, so head versions cannot move."""
         with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
+            self.lock(curs)
             yield curs
+
+    def lock(self, curs: psycopg.Cursor[DictRow]) -> None:
+        """Take the event table's write lock in the caller's transaction (see `writing`)."""
+        self._lock_table(curs)
 
     def claim(
         self, curs: psycopg.Cursor[DictRow], keys: Sequence[tuple[str, str, UUID]]
@@ -167,6 +171,18 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    def last_notification(self, originator_id: UUID, topics: Sequence[str]) -> int:
+        """The log position of the aggregate's last event of one of these topics (0 when none)."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT max(notification_id) AS n FROM {} WHERE originator_id = %s AND topic = ANY(%s)"
+                ).format(self.events),
+                (originator_id, list(topics)),
+            )
+            row = curs.fetchone()
+            return int(row["n"] or 0) if row else 0
 
     def counts(self) -> dict[str, int]:
         """Stored facts per tenant."""
@@ -327,15 +343,11 @@ class Ledger(Application[UUID]):
         version = record.originator_version
         return Head(version, record_hash(event.originator_id, version, record.topic, record.state))
 
-    def erase(self, tenant: str, subject: str, reason: str, *, only_if_due: bool) -> Subject.Erased | None:
+    def erase(self, tenant: str, subject: str, reason: str) -> Subject.Erased | None:
         """Destroy the subject's data key and record that it happened; None if there was nothing to do.
 
-        Refused while a legal hold stands. With `only_if_due`, acts only when a verified request for
-        everything is completed (the projector's automatic path).
+        Refused while a legal hold stands.
         """
-        if self.keys is None:
-            raise ConfigError("erasure needs the master key: set LEDGER_MASTER_KEY or LEDGER_MASTER_KEY_FILE")
-        originator_id = subject_id(tenant, subject)
         with self.writer.writing() as curs:
             state = self.subject(tenant, subject).state  # read under the write lock: nothing can move
             if state.legal_holds:
@@ -344,26 +356,57 @@ class Ledger(Application[UUID]):
                     f"legal hold {hold.hold_id!r} ({hold.reason}) covers subject {subject!r} of tenant "
                     f"{tenant!r}: release it (legalhold.released) before erasing"
                 )
-            if only_if_due and erasure_due(state) is None:
-                return None
-            destroyed = self.keys.destroy(curs, tenant, subject)
-            if state.erased and not destroyed:
-                return None
-            head = self.writer.heads(curs, [originator_id])[originator_id]
-            erased = Subject.Erased(
-                originator_id=originator_id,
-                originator_version=head.version + 1,
-                timestamp=datetime.now(UTC),
-                tenant=tenant,
-                subject=subject,
-                reason=reason,
-                destroyed_keys=[str(key_id) for key_id in destroyed],
-                previous_hash=head.hash,
-            )
-            stored: list[StoredEvent] = []
-            self._chain(stored, erased)
-            self.writer.store(curs, stored)
-        log.info("subject.erased", tenant=tenant, subject=subject, keys=len(destroyed))
+            erased = self._shred(curs, state, reason)
+        if erased is not None:
+            log.info("subject.erased", tenant=tenant, subject=subject, keys=len(erased.destroyed_keys))
+        return erased
+
+    def erase_due(
+        self, curs: psycopg.Cursor[DictRow], subjects: Sequence[tuple[str, str]]
+    ) -> list[Subject.Erased]:
+        """In the caller's transaction, shred each of these subjects whose erasure is due now.
+
+        Due is decided on the whole stored history under the write lock, so a hold recorded after
+        what the caller has read still counts. The caller logs the erasures once it has committed.
+        """
+        if self.keys is None:
+            return []
+        self.writer.lock(curs)
+        erased = []
+        for tenant, subject in subjects:
+            state = self.subject(tenant, subject).state
+            request = erasure_due(state)
+            if request is None:
+                continue  # a hold placed, or an erasure recorded, since the caller read the subject
+            done = self._shred(curs, state, f"verified deletion request {request.request_id} completed")
+            if done is not None:
+                erased.append(done)
+        return erased
+
+    def _shred(
+        self, curs: psycopg.Cursor[DictRow], state: SubjectState, reason: str
+    ) -> Subject.Erased | None:
+        """Destroy the subject's active key and append `Subject.Erased`, under the caller's write lock."""
+        if self.keys is None:
+            raise ConfigError("erasure needs the master key: set LEDGER_MASTER_KEY or LEDGER_MASTER_KEY_FILE")
+        destroyed = self.keys.destroy(curs, state.tenant, state.subject)
+        if state.erased and not destroyed:
+            return None
+        originator_id = subject_id(state.tenant, state.subject)
+        head = self.writer.heads(curs, [originator_id])[originator_id]
+        erased = Subject.Erased(
+            originator_id=originator_id,
+            originator_version=head.version + 1,
+            timestamp=datetime.now(UTC),
+            tenant=state.tenant,
+            subject=state.subject,
+            reason=reason,
+            destroyed_keys=[str(key_id) for key_id in destroyed],
+            previous_hash=head.hash,
+        )
+        stored: list[StoredEvent] = []
+        self._chain(stored, erased)
+        self.writer.store(curs, stored)
         return erased
 
     def adopt_policy(

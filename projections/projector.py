@@ -6,16 +6,15 @@ where the last committed page ended and a rebuild from zero produces the same ta
 
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
 from psycopg.sql import SQL
 
 from ledger.checkpoints import Checkpointer
-from ledger.errors import ErasureRefused
-from ledger.state import SubjectState, erasure_due
+from ledger.state import erasure_due
 from ledger.store import Ledger
+from ledger.subject import Subject, subject_id
 from projections import tables
 from projections.changes import TOPICS, decode_all, fold
 
@@ -47,7 +46,11 @@ class Projector:
             return self._position(curs, lock=False)
 
     def step(self) -> int:
-        """Apply the next page, if any; return how many events it held."""
+        """Apply the next page, if any; return how many events it held.
+
+        Erasures the page makes due are recorded in its transaction, with the position: a crash
+        loses both or neither, so a due erasure is never skipped (the process-application pattern).
+        """
         start = self.position()
         notifications = self.ledger.recorder.select_notifications(
             start=start, limit=self.page, inclusive_of_start=False, topics=TOPICS
@@ -62,26 +65,32 @@ class Projector:
             states = tables.load(curs, keys)
             fold(states, changes)
             tables.save(curs, states.values())
+            due = [(state.tenant, state.subject) for state in states.values() if erasure_due(state)]
+            erased = self.ledger.erase_due(curs, due) if due else []
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
                 (notifications[-1].id, NAME),
             )
-        self._erase_where_due(states.values())
+        for event in erased:
+            log.info(
+                "subject.erased", tenant=event.tenant, subject=event.subject, keys=len(event.destroyed_keys)
+            )
         if self.checkpointer is not None:
             self.checkpointer.step()
         return len(notifications)
 
-    def _erase_where_due(self, states: Iterable[SubjectState]) -> None:
-        """Crypto-shred every subject whose verified request for everything is now complete."""
-        for state in states:
-            request = erasure_due(state)
-            if request is None:
-                continue
-            reason = f"verified deletion request {request.request_id} completed"
-            try:
-                self.ledger.erase(state.tenant, state.subject, reason, only_if_due=True)
-            except ErasureRefused as refused:  # a hold placed since this page was read
-                log.info("erasure.refused", tenant=state.tenant, subject=state.subject, reason=str(refused))
+    def erase(self, tenant: str, subject: str, reason: str) -> Subject.Erased | None:
+        """Crypto-shred a subject by hand and project up to its erasure, so that every query says so
+        as soon as this returns; None when it was erased already."""
+        erased = self.ledger.erase(tenant, subject, reason)
+        self.catch_up(self.ledger.writer.last_notification(subject_id(tenant, subject), TOPICS))
+        return erased
+
+    def catch_up(self, position: int) -> None:
+        """Apply pages until the read model has reached `position` (another projector may do it)."""
+        while self.position() < position:
+            if not self.step():
+                time.sleep(0.05)  # another projector holds the page; it moves the position for us
 
     def run(self, *, until_idle: bool, stop: threading.Event | None = None) -> Progress:
         """Apply pages until stopped or, with `until_idle`, until the store has nothing new."""

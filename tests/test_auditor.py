@@ -111,7 +111,7 @@ def test_export_has_data_bases_recipients_consents_and_requests(
 def test_export_refuses_an_erased_subject(ledger: Ledger, env: dict[str, str], tmp_path: Path) -> None:
     """After erasure there is nothing personal left to export, and the CLI says so in one line."""
     _story(ledger)
-    ledger.erase("acme", "eve", "test", only_if_due=False)
+    ledger.erase("acme", "eve", "test")
     with pytest.raises(SubjectErased):
         export(ledger, "acme", "eve", load_policy(None))
     result = cli(env, "export", "acme", "eve", "--out", str(tmp_path / "x.json"))

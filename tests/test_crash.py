@@ -1,4 +1,4 @@
-"""A consumer killed with SIGKILL mid-stream and restarted loses nothing and stores nothing twice."""
+"""Consumers and projectors killed with SIGKILL and restarted lose nothing and do nothing twice."""
 
 import os
 import signal
@@ -11,7 +11,11 @@ import pytest
 
 from consumers.publisher import Publisher
 from ledger.settings import Settings
-from tests.helpers import consent, event, wait_for
+from ledger.store import Ledger
+from projections import queries
+from projections.history import ERASED, history
+from projections.projector import Projector
+from tests.helpers import collected, consent, event, fact, wait_for
 
 pytestmark = pytest.mark.services
 EVENTS = 20_000
@@ -72,3 +76,45 @@ def test_two_consumer_processes_split_the_stream_and_store_each_event_once(
     result = subprocess.run(command, env=child_env, capture_output=True, text=True, timeout=180, check=True)
     assert f"stored {count}, duplicates 0" in result.stdout
     assert _stored(settings.database_url) == count
+
+
+def test_projector_killed_while_an_erasure_is_due_erases_on_restart(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """SIGKILL the projector while it destroys a due subject's key (held there by a lock on that key's
+    row): the restarted projector still shreds the subject, because the decision, the key's
+    destruction, the Erased event and the projection position commit together or not at all."""
+    assert settings.database_url is not None
+    deletion = {"request_id": "dsr-1", "verified": True}
+    ledger.append(
+        [
+            fact("acme", "kim", "c1", "data.collected", data=collected(), personal={"phone": "+15550009999"}),
+            fact("acme", "kim", "d1", "deletion.requested", minutes=1, data=deletion),
+            fact("acme", "kim", "d2", "deletion.completed", minutes=2, data={"system": "crm"}),
+        ]
+    )
+    with psycopg.connect(settings.database_url) as blocker:
+        blocker.execute("SELECT * FROM ledger_events_keys WHERE subject = 'kim' FOR UPDATE")
+        projector = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "project", "--until-idle"],
+            env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _destroying_key(settings.database_url or ""), 60, "the projector to destroy the key")
+        os.kill(projector.pid, signal.SIGKILL)
+        projector.wait()
+        blocker.rollback()
+
+    Projector(ledger, settings.projection_page).run(until_idle=True)
+    assert queries.subject_state(ledger, "acme", "kim").erased
+    assert history(ledger, "acme", "kim")[0].personal == ERASED
+
+
+def _destroying_key(url: str) -> bool:
+    """Whether some session waits for a lock to change a row of the data-key table."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'UPDATE%%ledger_events_keys%%' AND datname = current_database()"
+        ).fetchone()
+        return bool(row and row[0])

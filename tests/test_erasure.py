@@ -32,9 +32,7 @@ def _ingest(settings: Settings, ledger: Ledger, *events: dict[str, Any]) -> None
         for item in events:
             publisher.publish(item)
     consume(settings, ledger, settings.kafka_bootstrap, until_idle=True)
-    projector = Projector(ledger, settings.projection_page)
-    projector.run(until_idle=True)
-    projector.run(until_idle=True)  # project the Erased events the first run appended
+    Projector(ledger, settings.projection_page).run(until_idle=True)
 
 
 def _personal() -> dict[str, Any]:
@@ -119,7 +117,7 @@ def test_legal_hold_blocks_erasure_until_released(
     )
     assert queries.subject_state(ledger, "acme", "hal").erased is False
     with pytest.raises(ErasureRefused, match="case-7"):
-        ledger.erase("acme", "hal", "by hand", only_if_due=False)
+        ledger.erase("acme", "hal", "by hand")
     refused = cli(env, "erase", "acme", "hal", "--reason", "by hand")
     assert refused.returncode == 1 and "legal hold 'case-7'" in refused.stdout
 
@@ -162,6 +160,19 @@ def test_manual_erase_and_partial_deletion(settings: Settings, ledger: Ledger, e
     assert history(ledger, "acme", "pat")[0].personal == ERASED
     again = cli(env, "erase", "acme", "pat", "--reason", "ticket 42")
     assert again.returncode == 0 and "already erased" in again.stdout
+
+
+def test_erase_is_visible_in_the_read_model_at_once(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """After `erase` returns, with no projector run since, `subject` says erased and `check` denies even
+    transactional messages."""
+    _ingest(settings, ledger, event("acme", "now", "data.collected", _personal()))
+    assert cli(env, "erase", "acme", "now", "--reason", "ticket 7").returncode == 0
+    assert queries.subject_state(ledger, "acme", "now").erased
+    assert "erased: yes, since" in cli(env, "subject", "acme", "now").stdout
+    check = cli(env, "check", "acme", "now", "--purpose", "service", "--channel", "sms")
+    assert check.returncode == 1 and "erased" in check.stdout
 
 
 def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: Ledger) -> None:

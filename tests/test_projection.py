@@ -101,7 +101,7 @@ def test_rebuild_names_tables_that_differ(settings: Settings, ledger: Ledger) ->
 def test_fast_decoding_reads_what_the_library_reads(settings: Settings, ledger: Ledger) -> None:
     """Every projected event decodes to the fields the library's mapper gives."""
     _load_workload(ledger)
-    ledger.erase("tenant-1", "contact-000001", "test", only_if_due=False)
+    ledger.erase("tenant-1", "contact-000001", "test")
     stored = ledger.recorder.select_notifications(start=None, limit=1_000_000, topics=TOPICS)
     for event in stored:
         expected = ledger.mapper.to_domain_event(event)
