@@ -23,7 +23,6 @@ from bench.common import fresh_database, run, services
 from ledger.crypto import MasterKey
 from ledger.store import Ledger
 from projections.breach import breach_impact
-from projections.projector import Projector
 
 SYSTEMS = {
     "crm": "account_contact",
@@ -42,10 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=1_000_000)
     args = parser.parse_args()
-    settings, found = services()
+    _, found = services()
     with fresh_database(found.database_url) as url:
         ledger = Ledger(url, MasterKey.generate())
-        Projector(ledger, settings.projection_page)  # creates the read-model tables and indexes
         started = time.perf_counter()
         intervals = _load(url, args.subjects)
         print(

@@ -10,8 +10,11 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ledger import logs, stack
+from ledger.crypto import MasterKey
 from ledger.errors import LedgerError
+from ledger.schema import migrate
 from ledger.settings import Settings
+from ledger.store import Ledger
 
 
 def services() -> tuple[Settings, stack.Endpoints]:
@@ -23,13 +26,17 @@ def services() -> tuple[Settings, stack.Endpoints]:
 
 @contextmanager
 def fresh_database(url: str) -> Iterator[str]:
-    """A new, empty database on the same server, dropped afterwards."""
+    """A new database on the same server with every table of the ledger, empty; dropped afterwards."""
     name = f"bench_{uuid.uuid4().hex[:10]}"
     admin = make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield make_conninfo(url, dbname=name)
+        fresh = make_conninfo(url, dbname=name)
+        ledger = Ledger(fresh, MasterKey.generate())  # any key: migrating writes no data
+        migrate(ledger)
+        ledger.close()
+        yield fresh
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

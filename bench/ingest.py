@@ -91,7 +91,6 @@ def _run(settings: Settings, bootstrap: str, server_url: str, count: int) -> Non
         )
         unprotected = bare.stored / bare.active_seconds
     with fresh_database(server_url) as url:
-        Ledger(url, key).close()  # create the schema once, before the processes race to it
         group = replace(settings, consumer_group=f"{settings.consumer_group}-2")
         two = consume_in_processes(
             group, url, bootstrap, key, processes=2, until_idle=True, stop=threading.Event()
@@ -186,7 +185,8 @@ class _LibrarySave(Application[uuid.UUID]):
 
 def _library_save_rate(url: str, events: list[dict[str, Any]]) -> float:
     """The same facts recorded through the library's aggregate API and `save`, 500 aggregates a call."""
-    env = {k: v for k, v in postgres_env(url).items() if k != "APPLICATION_RECORDER_TOPIC"}
+    ours = ("APPLICATION_RECORDER_TOPIC", "CREATE_TABLE")  # the library's recorder, creating its table
+    env = {k: v for k, v in postgres_env(url).items() if k not in ours}
     # The library's pipelined insert stalls (client and server both waiting) on batches this large
     # with psycopg here; its stored-function insert is the library's other batched path.
     env["POSTGRES_ENABLE_DB_FUNCTIONS"] = "y"

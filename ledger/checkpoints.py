@@ -78,7 +78,6 @@ class Checkpointer:
         self.ledger = ledger
         self.key = key
         self.every = every
-        create_table(ledger)
         last = (load_all(ledger) or [Checkpoint(0, 0, chain.START, None, b"")])[-1]
         self.position, self.events, self.running = last.position, last.events, last.running_hash
 

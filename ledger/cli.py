@@ -4,6 +4,7 @@ Exit codes: 0 ok, 1 a "no" answer (denied), 2 bad usage or input, with one line 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -13,29 +14,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
+import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from consumers import ingest, kafka
-from consumers.parallel import consume_in_processes
-from consumers.publisher import Publisher
-from consumers.scheduler import Sweeper
-from consumers.scheduler import run as run_scheduler
-from consumers.workload import bad_messages, generate
-from ledger import logs, stack
+from ledger import logs, schema, stack
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer
 from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
-from ledger.errors import ErasureRefused, LedgerError, UsageError
+from ledger.errors import ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.policy import changes
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.settings import Settings
 from ledger.state import PURPOSES
 from ledger.store import Ledger
-from projections import queries, tables
+from projections import queries
 from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
@@ -47,34 +43,70 @@ from projections.timeline import state_at
 
 CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
 Handler = Callable[[argparse.Namespace, Settings], int]
+# Times given on the command line: what the contract accepts for event times, so that no retention
+# or deadline arithmetic on them can leave the calendar.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_DAYS = 36_500  # `--within`: a century
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line, run the subcommand, and turn every known failure into one line."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Parse the command line, run the subcommand, and turn every failure into one line."""
     try:
+        args = _parser().parse_args(argv)
         settings = Settings.from_env()
         logs.configure(settings)
         handler: Handler = args.handler
         return handler(args, settings)
-    except LedgerError as error:
-        print(f"consent-ledger: error: {error}", file=sys.stderr)
-        return 2
-    except PersistenceError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"consent-ledger: error: PostgreSQL failed ({first}): check LEDGER_DATABASE_URL "
-            "or start the embedded stack with `consent-ledger up`",
-            file=sys.stderr,
-        )
-        return 2
+    except SystemExit as done:  # argparse, after --help or its one-line error
+        return done.code if isinstance(done.code, int) else 2
+    except BrokenPipeError:  # the reader (`head`) has seen enough: nothing is wrong
+        with contextlib.suppress(OSError, ValueError):  # keep the exit-time flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # every failure leaves as one line, never a traceback
+        print(f"consent-ledger: error: {_explain(error)}", file=sys.stderr)
+        return 2
+
+
+def _explain(error: Exception) -> str:
+    """One line saying what went wrong and what to do about it."""
+    if isinstance(error, LedgerError):
+        return str(error)
+    if isinstance(error, PersistenceError | psycopg.Error):
+        return _database_failure(error)
+    if isinstance(error, OSError):
+        return f"{error.filename or 'a file'}: {error.strerror or type(error).__name__}"
+    first = next(iter(str(error).strip().splitlines()), "")
+    return f"unexpected {type(error).__name__} ({first}): please report it with the command that caused it"
+
+
+def _database_failure(error: Exception) -> str:
+    cause = error if isinstance(error, psycopg.Error) else error.__cause__
+    first = next(iter(str(error).strip().splitlines()), type(error).__name__)
+    if isinstance(cause, psycopg.errors.UndefinedTable):
+        return "the database lacks the ledger's tables: run `consent-ledger migrate` (as its owner)"
+    if isinstance(cause, psycopg.errors.InsufficientPrivilege | psycopg.errors.ReadOnlySqlTransaction):
+        return (
+            f"PostgreSQL refused ({first}): this command changes the ledger and needs a role with "
+            "write access; queries need only SELECT"
+        )
+    return f"PostgreSQL failed ({first}): check LEDGER_DATABASE_URL or `consent-ledger status`"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage block stays behind --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `PROG: error: MESSAGE (see PROG --help)` and exit 2."""
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="consent-ledger",
         description="Event-sourced consent and retention ledger. Settings: LEDGER_* variables.",
     )
@@ -97,7 +129,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-Parser = argparse.ArgumentParser
 Command = Callable[..., Parser]
 
 
@@ -112,7 +143,8 @@ def _known_at(cmd: Parser) -> Parser:
 
 
 def _operation_commands(command: Command) -> None:
-    command("up", _up, "start the embedded PostgreSQL and Kafka broker (reuses running ones)")
+    command("up", _up, "start the embedded PostgreSQL and Kafka broker (reuses running ones), migrate")
+    command("migrate", _migrate, "create every table of the ledger that is missing (queries never do)")
     command("down", _down, "stop the embedded services")
     command("status", _status, "show the backing services and their URLs", json=True)
     publish = command("publish", _publish, "validate and publish a JSON-lines file of events")
@@ -187,7 +219,7 @@ def _retention_commands(command: Command) -> None:
     sched.add_argument("--at", type=_moment, help="with --until-idle: sweep as if it were this instant")
     late = command("overdue", _overdue, "rights requests past or near their 30-day deadline", json=True)
     late.add_argument("tenant")
-    late.add_argument("--within", type=int, default=7, help="also list those due within this many days (7)")
+    late.add_argument("--within", type=_days, default=7, help="also list those due within this many days (7)")
     late.add_argument("--at", type=_moment, help="as if it were this instant (RFC 3339)")
     adopt = command("adopt-policy", _adopt_policy, "record that a retention policy applies from now on")
     adopt.add_argument(
@@ -216,21 +248,31 @@ def _audit_commands(command: Command) -> None:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    _start(settings)
+    _start(settings).close()
     return _status(argparse.Namespace(json=False), settings)
 
 
-def _start(settings: Settings) -> stack.Endpoints:
-    """Start the stack, create the topics and, on first start, the embedded master key."""
+def _start(settings: Settings) -> Ledger:
+    """Start the stack, create the topics, the tables and, on first start, the embedded master key."""
+    from consumers import kafka
+
     found = stack.up(settings)
     kafka.ensure_topics(found.kafka_bootstrap, settings)
-    _, created = master_key(settings, create=True)
+    key, created = master_key(settings, create=True)
     if created:
         print(
             f"generated a master key at {created}: back it up; without it no personal data "
             "in the ledger can be read"
         )
-    return found
+    ledger = Ledger(found.database_url, key)
+    schema.migrate(ledger)
+    return ledger
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    _migrated(settings).close()
+    print("every table of the ledger is in place")
+    return 0
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
@@ -251,16 +293,23 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.running for s in services) else 1
 
 
-def _ledger(settings: Settings) -> tuple[Ledger, stack.Endpoints]:
-    found = stack.endpoints(settings)
-    ledger = Ledger(found.database_url, master_key(settings, create=False)[0])
-    tables.ensure(ledger)  # a query before the first projection finds empty tables, not missing ones
-    return ledger, found
+def _ledger(settings: Settings) -> Ledger:
+    """The event store as queries use it: PostgreSQL only (no broker), and no schema change, so
+    a role that may only SELECT can ask every question."""
+    return Ledger(stack.database_url(settings), master_key(settings, create=False)[0])
+
+
+def _migrated(settings: Settings) -> Ledger:
+    """The event store for a component that writes: every table created first where missing."""
+    ledger = _ledger(settings)
+    schema.migrate(ledger)
+    return ledger
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    found = stack.endpoints(settings)
-    with Publisher(found.kafka_bootstrap, settings) as publisher:
+    from consumers.publisher import Publisher
+
+    with Publisher(stack.kafka_bootstrap(settings), settings) as publisher:
         report = publisher.publish_file(args.file, check=not args.unchecked)
     for line, reason in report.refused:
         print(f"{args.file}:{line}: refused: {reason}", file=sys.stderr)
@@ -269,19 +318,20 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _consume(args: argparse.Namespace, settings: Settings) -> int:
-    found = stack.endpoints(settings)
-    stop = _stop_on_signal()
+    from consumers import ingest
+    from consumers.parallel import consume_in_processes
+
+    bootstrap = stack.kafka_bootstrap(settings)
+    ledger = _migrated(settings)
     key = master_key(settings, create=False)[0]
+    stop = _stop_on_signal()
     if args.processes == 1:
-        ledger = Ledger(found.database_url, key)
-        totals = ingest.consume(
-            settings, ledger, found.kafka_bootstrap, until_idle=args.until_idle, stop=stop
-        )
+        totals = ingest.consume(settings, ledger, bootstrap, until_idle=args.until_idle, stop=stop)
     else:
         totals = consume_in_processes(
             settings,
-            found.database_url,
-            found.kafka_bootstrap,
+            ledger.database_url,
+            bootstrap,
             key,
             processes=args.processes,
             until_idle=args.until_idle,
@@ -292,7 +342,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _migrated(settings)
     projector = _projector(ledger, settings)
     progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal())
     print(f"projected {progress.applied} events, position {progress.position}")
@@ -300,7 +350,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _migrated(settings)
     report = rebuild(ledger, _progress_bar(f"rebuilding {args.projection}"), processes=args.processes)
     print(file=sys.stderr)
     rate = report.events / report.seconds if report.seconds else 0.0
@@ -335,8 +385,12 @@ def _progress_bar(title: str) -> Callable[[int, int, float], None]:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    found = _start(settings)
-    ledger = Ledger(found.database_url, master_key(settings, create=False)[0])
+    from consumers import ingest
+    from consumers.scheduler import Sweeper
+    from consumers.scheduler import run as run_scheduler
+
+    ledger = _start(settings)
+    found = stack.endpoints(settings)
     projector = _projector(ledger, settings)
     sweeper = Sweeper(ledger, settings, found.database_url, found.kafka_bootstrap)
     stop = _stop_on_signal()
@@ -361,8 +415,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, found = _ledger(settings)
-    sweeper = Sweeper(ledger, settings, found.database_url, found.kafka_bootstrap)
+    from consumers.scheduler import Sweeper
+    from consumers.scheduler import run as run_scheduler
+
+    bootstrap = stack.kafka_bootstrap(settings)
+    ledger = _migrated(settings)
+    sweeper = Sweeper(ledger, settings, ledger.database_url, bootstrap)
     if not args.until_idle:
         run_scheduler(sweeper, settings.sweep_cron, _stop_on_signal())
         return 0
@@ -388,7 +446,7 @@ def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
 
 
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     try:
         erased = _projector(ledger, settings).erase(args.tenant, args.subject, args.reason)
     except ErasureRefused as refused:
@@ -405,7 +463,7 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     entries = history(ledger, args.tenant, args.subject)
     if args.json:
         _print_json([queries.plain(asdict(entry)) for entry in entries])
@@ -422,7 +480,7 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _receipt(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     document = queries.plain(asdict(receipt(ledger, args.tenant, args.event_id)))
     if args.json:
         _print_json(document)
@@ -433,7 +491,7 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     document = export(ledger, args.tenant, args.subject, _rules(ledger, settings))
     try:
         args.out.write_text(json.dumps(document, indent=2) + "\n")
@@ -446,7 +504,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 def _breach(args: argparse.Namespace, settings: Settings) -> int:
     if args.window_from > args.window_to:
         raise UsageError("--from is after --to: give the window in order")
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     impact = breach_impact(
         ledger,
         args.tenant,
@@ -472,7 +530,7 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     at = args.at or datetime.now(UTC)
     due = expired(ledger, _rules(ledger, settings, at), at, args.tenant)
     if args.json:
@@ -489,7 +547,7 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
 def _overdue(args: argparse.Namespace, settings: Settings) -> int:
     if args.within < 0:
         raise UsageError("--within takes a number of days, 0 or more")
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     now = args.at or datetime.now(UTC)
     clocks = overdue(ledger, args.tenant, now, timedelta(days=args.within))
     with ledger.writer.datastore.transaction() as curs:
@@ -519,7 +577,7 @@ def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
     parse_policy(
         document, str(path or "retention_policy.toml")
     )  # refuse an invalid policy before recording it
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     adopted = ledger.adopt_policy(document, args.by, args.reason)
     if adopted is None:
         print("that policy is already in force; nothing recorded")
@@ -529,7 +587,7 @@ def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _policies(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     history = ledger.policy()
     adoptions = history.adoptions
     if args.at is not None:
@@ -563,7 +621,7 @@ def _policies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     report = verify(ledger, master_key(settings, create=False)[0].derive("checkpoint"))
     if args.json:
         _print_json({**asdict(report), "ok": report.ok})
@@ -575,7 +633,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     written = _checkpointer(ledger, settings).step(force=True)
     if not written:
         print("nothing new to checkpoint")
@@ -589,11 +647,8 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
-    try:
-        new = MasterKey.parse(args.new_key_file.read_text(), str(args.new_key_file))
-    except OSError as error:
-        raise UsageError(f"cannot read {args.new_key_file}: {error.strerror}") from None
+    ledger = _ledger(settings)
+    new = MasterKey.parse(_read_text(args.new_key_file), str(args.new_key_file))
     count = ledger.rewrap_keys(new)
     print(f"re-wrapped {count} data key(s) under master key {new.key_id}")
     embedded = settings.home / "master.key"
@@ -608,7 +663,7 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _subject(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     if args.as_of or args.known_at:
         as_of = args.as_of or datetime.now(UTC)
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
@@ -646,7 +701,7 @@ def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, _ = _ledger(settings)
+    ledger = _ledger(settings)
     if args.at or args.known_at:
         at = args.at or datetime.now(UTC)
         past = state_at(ledger, args.tenant, args.subject, at, args.known_at)
@@ -662,19 +717,34 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    ledger, found = _ledger(settings)
-    tenants = queries.counts(ledger)
-    deadlettered = len(kafka.read_all(found.kafka_bootstrap, settings.deadletter_topic))
+    tenants = queries.counts(_ledger(settings))
+    deadlettered, note = _deadlettered(settings)
     if args.json:
-        _print_json({"tenants": tenants, "deadlettered": deadlettered})
+        _print_json({"tenants": tenants, "deadlettered": deadlettered, "note": note})
         return 0
     for tenant, numbers in tenants.items():
         print(f"{tenant:<16} events {numbers['events']:>8}  subjects {numbers['subjects']:>7}")
-    print(f"dead-lettered    {deadlettered:>8}")
+    print(f"dead-lettered    {'unknown' if deadlettered is None else deadlettered:>8}")
+    if note:
+        print(f"note: {note}")
     return 0
 
 
+def _deadlettered(settings: Settings) -> tuple[int | None, str | None]:
+    """Messages on the dead-letter topic; None, and why, when the broker cannot say (the rest of
+    `stats` comes from PostgreSQL and needs no broker)."""
+    from consumers import kafka
+
+    try:
+        bootstrap = stack.kafka_bootstrap(settings)
+    except ServiceUnavailable as error:
+        return None, f"dead letters not counted: {error}"
+    return len(kafka.read_all(bootstrap, settings.deadletter_topic)), None
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.workload import bad_messages, generate
+
     if args.tenants < 1 or args.subjects < 1:
         raise UsageError("--tenants and --subjects must be at least 1")
     count = 0
@@ -696,17 +766,38 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _days(text: str) -> int:
+    """A number of days from 0 to a century."""
+    if not text.isdigit() or int(text) > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 0 to {MAX_DAYS}")
+    return int(text)
+
+
 def _moment(text: str) -> datetime:
-    """An RFC 3339 time argument, as UTC."""
+    """An RFC 3339 time argument, as UTC, within the range the ledger accepts for event times."""
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add Z or +hh:mm")
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an RFC 3339 time such as 2026-01-31T09:30:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add Z or +hh:mm")
-    return moment.astimezone(UTC)
+            f"{text!r} is not an RFC 3339 time from {queries.plain(EARLIEST)} to before "
+            f"{queries.plain(LATEST)}, such as 2026-01-31T09:30:00Z"
+        )
+    return moment
+
+
+def _read_text(path: Path) -> str:
+    """A small text file given on the command line."""
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text: give the file that holds the key in base64") from None
 
 
 def _print_json(document: object) -> None:

@@ -80,6 +80,8 @@ def policy_document(path: Path | None) -> dict[str, Any]:
         return tomllib.loads(text)
     except OSError as error:
         raise ConfigError(f"cannot read LEDGER_RETENTION_POLICY {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"retention policy {path} is not UTF-8 text: give a TOML file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"retention policy {path} is not valid TOML: {error}") from None
 

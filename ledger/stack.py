@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -56,22 +57,75 @@ def up(settings: Settings) -> Endpoints:
 
 def endpoints(settings: Settings) -> Endpoints:
     """The running services' addresses, or a one-line error saying how to start them."""
-    services = {service.name: service for service in status(settings)}
-    for service in services.values():
-        if not service.running or service.url is None:
+    return Endpoints(database_url(settings), kafka_bootstrap(settings))
+
+
+def database_url(settings: Settings) -> str:
+    """The URL of a PostgreSQL that answers, or a one-line error saying why it does not.
+
+    Queries need nothing else: not the broker, not write access.
+    """
+    url = settings.database_url or _embedded_postgres_url(settings)
+    if url is None:
+        raise ServiceUnavailable(
+            "PostgreSQL is not running: start the embedded stack with `consent-ledger up`, "
+            "or point LEDGER_DATABASE_URL at a running server"
+        )
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as error:
+        raise ServiceUnavailable(_refusal(settings, url, error)) from None
+    return url
+
+
+def _refusal(settings: Settings, url: str, error: psycopg.Error) -> str:
+    """Why PostgreSQL would not take a connection, and what to change."""
+    first = next(iter(str(error).strip().splitlines()), type(error).__name__)
+    reason = first.rpartition("failed: ")[2].removeprefix("FATAL:").strip().rstrip(".")
+    if reason.startswith('database "') and reason.endswith("does not exist"):
+        return f"{reason} on the server of {masked(url)}: create it, or fix LEDGER_DATABASE_URL"
+    where = "LEDGER_DATABASE_URL" if settings.database_url else "the embedded stack (`consent-ledger up`)"
+    return f"PostgreSQL at {masked(url)} refused the connection ({reason}): check {where}"
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """The bootstrap servers of a broker that answers, or a one-line error saying how to start one."""
+    if settings.kafka_bootstrap:
+        if not _port_open(settings.kafka_bootstrap):
             raise ServiceUnavailable(
-                f"{service.name} is not running: start the embedded stack with `consent-ledger up`, "
-                f"or point LEDGER_DATABASE_URL / LEDGER_KAFKA_BOOTSTRAP at running services"
+                f"the Kafka broker at {settings.kafka_bootstrap} does not answer: "
+                "check LEDGER_KAFKA_BOOTSTRAP"
             )
-    return Endpoints(str(services["postgresql"].url), str(services["kafka"].url))
+        return settings.kafka_bootstrap
+    bootstrap = f"127.0.0.1:{settings.broker_port}"
+    if _broker_pid(settings) is None or not _port_open(bootstrap):
+        raise ServiceUnavailable(
+            "the Kafka broker is not running: start the embedded stack with `consent-ledger up`, "
+            "or point LEDGER_KAFKA_BOOTSTRAP at a running broker"
+        )
+    return bootstrap
+
+
+def masked(url: str) -> str:
+    """The URL with its password (if any) replaced by ***, fit to print."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(an unreadable URL)"
+    if not params.get("password"):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme.startswith("postgres") and parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return psycopg.conninfo.make_conninfo(url, password="***")  # noqa: S106 - the mask, not a password
 
 
 def status(settings: Settings) -> list[Service]:
     """Each backing service, external or embedded, and whether it answers."""
     if settings.database_url:
-        postgres = Service(
-            "postgresql", settings.database_url, _database_answers(settings.database_url), False
-        )
+        shown = masked(settings.database_url)
+        postgres = Service("postgresql", shown, _database_answers(settings.database_url), False)
     else:
         url = _embedded_postgres_url(settings)
         postgres = Service("postgresql", url, url is not None, True)
@@ -154,13 +208,17 @@ def _tune(conn: psycopg.Connection[Any]) -> bool:
 
 
 def _embedded_postgres_url(settings: Settings) -> str | None:
-    pgdata = settings.home / "pg"
-    if not (pgdata / "PG_VERSION").exists():
+    """The embedded server's URL when it runs, read from its postmaster.pid (PostgreSQL's own
+    record of pid and socket directory; the pgserver package takes a tenth of a query's budget to
+    import just to read it)."""
+    try:
+        lines = (settings.home / "pg" / "postmaster.pid").read_text().splitlines()
+        pid, socket_dir = int(lines[0]), lines[4].strip()
+    except (OSError, ValueError, IndexError):
         return None
-    info = _pgserver().utils.PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    if not socket_dir or not _alive(pid):
         return None
-    return str(info.get_uri(database=DATABASE))
+    return f"postgresql://postgres:@/{DATABASE}?host={socket_dir}"
 
 
 def _start_broker(settings: Settings) -> str:

@@ -214,6 +214,14 @@ class Ledger(Application[UUID]):
             else KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", master_key)
         )
         self.orders = OrderBook(self.writer.datastore.schema, f"{self.writer.events_table_name}_purge_orders")
+
+    def create_tables(self) -> None:
+        """Create the event table, its receipts, the data keys and the purge orders where missing.
+
+        Never done on construction: a query must work for a role that may only SELECT
+        (ledger/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
+        """
+        self.writer.create_table()
         retry_schema_change(self._create_side_tables)
 
     def _create_side_tables(self) -> None:
@@ -525,4 +533,5 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_CONNECT_TIMEOUT": "10",
+        "CREATE_TABLE": "no",  # schema changes are `migrate`'s (ledger/schema.py), never a query's
     }

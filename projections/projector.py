@@ -38,7 +38,6 @@ class Projector:
         self.page = page
         self.checkpointer = checkpointer
         self.datastore = ledger.writer.datastore
-        tables.ensure(ledger)
 
     def position(self) -> int:
         """The notification id of the last event applied."""

@@ -48,7 +48,6 @@ class RebuildReport:
 
 def rebuild(ledger: Ledger, progress: Progress, *, processes: int = 1) -> RebuildReport:
     """Replay every projected event up to the live position into shadow tables, compare, swap in."""
-    tables.ensure(ledger)
     report = RebuildReport()
     started = time.perf_counter()
     with ledger.writer.datastore.transaction(commit=True) as curs:

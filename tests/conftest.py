@@ -11,6 +11,7 @@ from psycopg.conninfo import make_conninfo
 
 from ledger import stack
 from ledger.crypto import MasterKey, master_key
+from ledger.schema import migrate
 from ledger.settings import Settings
 from ledger.store import Ledger
 
@@ -67,8 +68,9 @@ def settings(env: dict[str, str]) -> Settings:
 
 @pytest.fixture
 def ledger(settings: Settings) -> Iterator[Ledger]:
-    """The event store application on this test's database."""
+    """The event store application on this test's database, every table created."""
     assert settings.database_url is not None
     app = Ledger(settings.database_url, master_key(settings, create=False)[0])
+    migrate(app)
     yield app
     app.close()

@@ -1,14 +1,16 @@
 """Small builders shared by the tests."""
 
+import contextlib
+import io
 import itertools
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.cli import main
 from ledger.store import RecordFact
 
 _ids = itertools.count(1)
@@ -79,16 +81,27 @@ def fact(
     )
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `consent-ledger ARGS` through its real entry point with these LEDGER_* variables."""
-    return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args],
-        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@dataclass(frozen=True)
+class Outcome:
+    """What one command did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(env: dict[str, str], *args: str) -> Outcome:
+    """Run `consent-ledger ARGS` in this process, through `main(argv)`, with these LEDGER_* variables."""
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update({**env, "LEDGER_LOG_LEVEL": "warning"})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

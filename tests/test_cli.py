@@ -1,18 +1,24 @@
 """The command line through its real entry point: answers, exit codes, and errors that speak."""
 
+import contextlib
+import io
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from tests.helpers import cli, collected, consent, event
+from ledger.cli import main
+from tests.helpers import Outcome, cli, collected, consent, event
 
 pytestmark = pytest.mark.services
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def _one_line_error(result: Outcome) -> str:
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -72,10 +78,26 @@ def test_unknown_subject_exits_2_with_one_line(env: dict[str, str]) -> None:
 
 
 def test_query_before_any_projection_is_an_unknown_subject(env: dict[str, str]) -> None:
-    """On a database nothing was projected into yet, a query says the subject is unknown, not that
-    a table is missing."""
+    """On a migrated database nothing was projected into yet, a query says the subject is unknown."""
+    assert cli(env, "migrate").returncode == 0
     line = _one_line_error(cli(env, "check", "acme", "nobody", "--purpose", "service", "--channel", "sms"))
     assert "has no subject 'nobody'" in line
+
+
+def test_query_on_a_database_never_migrated_says_to_migrate(env: dict[str, str]) -> None:
+    """A query creates no table: on an empty database it says, in one line, to run `migrate`."""
+    line = _one_line_error(cli(env, "subject", "acme", "nobody"))
+    assert "run `consent-ledger migrate`" in line
+    assert cli(env, "migrate").returncode == 0
+    assert cli(env, "migrate").returncode == 0  # again: nothing to do, no error
+
+
+def test_verify_before_any_projection_is_ok(env: dict[str, str]) -> None:
+    """`verify` on a migrated database with nothing stored yet verifies nothing, and says so."""
+    assert cli(env, "migrate").returncode == 0
+    result = cli(env, "verify")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: 0 events")
 
 
 def test_bad_configuration_exits_2_with_one_line(env: dict[str, str]) -> None:
@@ -86,16 +108,113 @@ def test_bad_configuration_exits_2_with_one_line(env: dict[str, str]) -> None:
 
 def test_unreachable_database_exits_2_with_one_line(env: dict[str, str]) -> None:
     """A database that does not answer is reported in one line, not a traceback."""
-    unreachable = {**env, "LEDGER_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/ledger"}
+    unreachable = {**env, "LEDGER_DATABASE_URL": "postgresql://postgres:s3cret@127.0.0.1:1/ledger"}
     line = _one_line_error(cli(unreachable, "subject", "acme", "alice"))
-    assert "postgresql" in line.lower()
+    assert "PostgreSQL at postgresql://postgres:***@127.0.0.1:1/ledger refused" in line
+    assert "LEDGER_DATABASE_URL" in line and "s3cret" not in line
 
 
-def test_bad_arguments_exit_2(env: dict[str, str]) -> None:
-    """A purpose outside the vocabulary is refused by the parser with exit code 2."""
-    result = cli(env, "check", "acme", "alice", "--purpose", "spam", "--channel", "sms")
-    assert result.returncode == 2
-    assert "invalid choice: 'spam'" in result.stderr
+def test_missing_external_database_is_named(env: dict[str, str]) -> None:
+    """A database that does not exist on a running server is reported as such, not as a stack to start."""
+    missing = {**env, "LEDGER_DATABASE_URL": make_conninfo(env["LEDGER_DATABASE_URL"], dbname="no_such_db")}
+    line = _one_line_error(cli(missing, "check", "acme", "a", "--purpose", "service", "--channel", "sms"))
+    assert 'database "no_such_db" does not exist' in line and "consent-ledger up" not in line
+
+
+def test_queries_need_no_broker(env: dict[str, str]) -> None:
+    """With the broker down, queries answer from PostgreSQL; `stats` notes it cannot count dead letters."""
+    assert cli(env, "migrate").returncode == 0
+    no_broker = {**env, "LEDGER_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    assert cli(no_broker, "purge", "--dry-run").returncode == 0
+    stats = cli(no_broker, "stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    document = json.loads(stats.stdout)
+    assert document["deadlettered"] is None
+    assert "127.0.0.1:1 does not answer" in document["note"]
+    assert "unknown" in cli(no_broker, "stats").stdout
+
+
+def test_status_masks_the_database_password(env: dict[str, str]) -> None:
+    """`status`, as text and JSON, shows the database URL with its password masked."""
+    url = make_conninfo(env["LEDGER_DATABASE_URL"], password="pw-s3cret")  # noqa: S106 - to look for
+    secret = {**env, "LEDGER_DATABASE_URL": url}
+    for args in (("status",), ("status", "--json")):
+        shown = cli(secret, *args)
+        assert shown.returncode == 0
+        assert "pw-s3cret" not in shown.stdout and "***" in shown.stdout
+
+
+CHECK = ["check", "acme", "alice", "--purpose", "service", "--channel", "sms"]
+BREACH = [
+    "breach",
+    "acme",
+    "--system",
+    "crm",
+    "--from",
+    "2026-01-01T00:00:00Z",
+    "--to",
+    "2026-02-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check", "acme", "alice", "--channel", "sms"], "consent-ledger check: error: the following"),
+        (["check", "acme", "alice", "--purpose", "spam", "--channel", "sms"], "invalid choice: 'spam'"),
+        ([], "consent-ledger: error: the following arguments are required: COMMAND"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (["subject", "acme", "alice", "--as-of", "0001-01-01T00:00:00+01:00"], "from 1970-01-01T00:00:00Z"),
+        ([*CHECK, "--at", "9999-12-31T23:59:59-01:00"], "is not an RFC 3339 time"),
+        ([*BREACH, "--discovered-at", "9999-12-31T23:59:59Z"], "to before 2200-01-01T00:00:00Z"),
+        (["subject", "acme", "alice", "--as-of", "2026-01-01T00:00:00"], "has no UTC offset"),
+        (["overdue", "acme", "--within", "999999999999"], "is not a number of days from 0 to 36500"),
+        (["generate", "--out", "/proc/no-such-dir/x"], "/proc/no-such-dir/x: No such file or directory"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line(env: dict[str, str], args: list[str], expected: str) -> None:
+    """Bad arguments, times out of range and unwritable files: exit 2 and one line, no usage block."""
+    line = _one_line_error(cli(env, *args))
+    assert expected in line
+    if "error: the following" in line or "invalid choice" in line:
+        assert line.endswith("--help)")
+
+
+def test_unreadable_key_and_policy_files_are_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    """`rotate-key` and `adopt-policy` given a binary or missing file say so in one line."""
+    assert cli(env, "migrate").returncode == 0
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(256)))
+    for args in (["rotate-key", "--new-key-file"], ["adopt-policy", "--by", "me", "--reason", "r", "--file"]):
+        assert "is not UTF-8 text" in _one_line_error(cli(env, *args, str(binary)))
+        assert "cannot read" in _one_line_error(cli(env, *args, str(tmp_path / "missing")))
+
+
+def test_output_to_a_closed_pipe_ends_quietly(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the reader of stdout goes away (`| head`), the command stops without a traceback."""
+
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    assert cli(env, "migrate").returncode == 0
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with contextlib.redirect_stdout(Closed()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(["stats"])
+    assert (code, err.getvalue()) == (0, "")
+
+
+def test_the_installed_entry_point_runs(env: dict[str, str]) -> None:
+    """The one subprocess test: the `consent-ledger` script migrates and answers with its exit codes."""
+    script = Path(sys.executable).with_name("consent-ledger")
+    run_env = {**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"}
+    done = subprocess.run([script, "migrate"], env=run_env, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    unknown = subprocess.run(
+        [script, "subject", "acme", "nobody"], env=run_env, capture_output=True, text=True, check=False
+    )
+    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1
 
 
 def test_status_reports_external_services(env: dict[str, str]) -> None:
