@@ -1,9 +1,12 @@
 """The wire contract: turn raw message bytes into a validated CloudEvent, or say in one line why not.
 
-Reasons never quote a value from the message: a rejected event may carry personal data, and the reason
-travels in clear to the dead-letter topic and the logs.
+Reasons never quote a value from the message: a rejected event may carry personal data (or anything
+an attacker chose), and the reason travels in clear to the dead-letter topic and the logs. A reason
+names the field by its path, with every property name the schemas do not define replaced by its
+position (`<property 2>`), and the rule broken.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +15,17 @@ import jsonschema_rs
 import orjson
 
 import schemas
+from consumers import bounds
 
 SCHEMA_URN = "urn:consent-ledger:schema:{type}:v{version}"
+# RFC 3339 section 5.6, ASCII digits only (Python's \d and int() also take other scripts' digits).
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+PATH_SHOWN = 8  # a reason is one line: deeper paths are cut
+TIME_EXAMPLE = "2026-01-31T09:30:00Z"
+TIME_RANGE = f"from {bounds.EARLIEST:%Y-%m-%dT%H:%M:%SZ} to before {bounds.LATEST:%Y-%m-%dT%H:%M:%SZ}"
 
 
 class Rejected(Exception):
@@ -68,9 +80,10 @@ class Contract:
             )
             for key in self.validators
         }
+        self.names = schemas.property_names()
 
     def parse(self, raw: bytes | None) -> CloudEvent:
-        """Decode and validate one message value."""
+        """Decode and validate one message value; anything but a CloudEvent is `Rejected`."""
         if raw is None:
             raise Rejected("empty message: the value must be a CloudEvents JSON object")
         if len(raw) > self.max_message_bytes:
@@ -78,22 +91,36 @@ class Contract:
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
-            # orjson's message names the position only, never the offending text.
-            raise Rejected(f"not valid JSON: {error.args[0]}") from None
+            # orjson's messages are fixed texts with a position, never the offending input.
+            raise Rejected(
+                f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            ) from None
         return self.check(document)
 
     def check(self, document: object) -> CloudEvent:
-        """Validate an already decoded event object."""
+        """Validate an already decoded event object; anything but a CloudEvent is `Rejected`."""
+        try:
+            return self._check(document)
+        except Rejected:
+            raise
+        except Exception as error:
+            # A verdict for every message: a bug here refuses one message instead of halting ingest.
+            raise Rejected(internal(error)) from None
+
+    def _check(self, document: object) -> CloudEvent:
         if not isinstance(document, dict):
             raise Rejected("not a JSON object: a CloudEvent is an object with specversion, id, ...")
-        _validate(self.envelope, document, "envelope")
+        if broken := bounds.violation(document):
+            path, rule = broken
+            raise Rejected(f"bound exceeded at {self._path('envelope', document, path)}: {rule}")
+        self._validate(self.envelope, document, "envelope", document)
         event_type = document["type"]
         versions = self.versions.get(event_type)
         if versions is None:
-            raise Rejected(f"unknown event type {event_type!r}: known types are {', '.join(self.versions)}")
+            raise Rejected(f"unknown event type at envelope.type: known types are {', '.join(self.versions)}")
         version = self._version(event_type, document.get("dataschema"), versions)
         data = document["data"]
-        _validate(self.validators[(event_type, version)], data, f"{event_type} v{version}: data")
+        self._validate(self.validators[(event_type, version)], data, f"{event_type} v{version}: data", data)
         personal_fields = self.personal_fields[(event_type, version)]
         return CloudEvent(
             id=document["id"],
@@ -101,7 +128,7 @@ class Contract:
             subject=document["subject"],
             type=event_type,
             source=document["source"],
-            time=_parse_time(document["time"]),
+            time=parse_time(document["time"]),
             data={key: value for key, value in data.items() if key not in personal_fields},
             personal={key: value for key, value in data.items() if key in personal_fields},
             schema_version=version,
@@ -116,33 +143,84 @@ class Contract:
         known = ", ".join(SCHEMA_URN.format(type=event_type, version=v) for v in versions)
         raise Rejected(f"unknown dataschema for {event_type}: use one of {known} or leave it out")
 
+    def _validate(
+        self, validator: jsonschema_rs.Validator, instance: object, where: str, root: object
+    ) -> None:
+        error = next(iter(validator.iter_errors(instance)), None)
+        if error is None:
+            return
+        place = self._path(where, root, tuple(error.instance_path))
+        raise Rejected(f"schema violation at {place}: {self._describe(error, root)}")
 
-def _validate(validator: jsonschema_rs.Validator, instance: object, where: str) -> None:
-    error = next(iter(validator.iter_errors(instance)), None)
-    if error is None:
-        return
-    path = ".".join(str(part) for part in error.instance_path)
-    place = f"{where}.{path}" if path else where
-    raise Rejected(f"schema violation at {place}: {_describe(error)}")
+    def _describe(self, error: jsonschema_rs.ValidationError, root: object) -> str:
+        """Say which rule broke, naming only what the schemas define, never a value."""
+        kind = error.kind
+        rule = ".".join(str(part) for part in error.schema_path)
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+            return f"required property {kind.property!r} is missing"
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+            parent = tuple(error.instance_path)
+            unexpected = ", ".join(self._name(root, parent, str(name)) for name in kind.unexpected)
+            return f"property not allowed here: {unexpected} ({rule})"
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.PropertyNames):
+            return f"a property name breaks the naming rule ({rule})"
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+            return "value is not in the closed vocabulary (see schemas/vocabulary.v1.json)"
+        name = type(kind).__name__
+        if name in ("Type", "Constant"):
+            return f"wrong {name.lower()} ({rule})"
+        return f"breaks rule {name} ({rule})"
+
+    def _path(self, where: str, root: object, path: bounds.Path) -> str:
+        """`where` and the path into `root`, each undefined property name replaced by its position."""
+        parts = [where]
+        for depth, part in enumerate(path[:PATH_SHOWN]):
+            parts.append(str(part) if isinstance(part, int) else self._name(root, path[:depth], part))
+        if len(path) > PATH_SHOWN:
+            parts.append(f"(... {len(path) - PATH_SHOWN} levels more)")
+        return ".".join(parts)
+
+    def _name(self, root: object, parent: bounds.Path, name: str) -> str:
+        if name in self.names:
+            return name
+        holder = _find(root, parent)
+        position = list(holder).index(name) + 1 if isinstance(holder, dict) and name in holder else 0
+        return f"<property {position}>"
 
 
-def _describe(error: jsonschema_rs.ValidationError) -> str:
-    """Say which rule broke; quote property names (part of the contract) but never values."""
-    kind = type(error.kind).__name__
-    if kind in ("Required", "AdditionalProperties", "PropertyNames"):
-        return str(error.message)[:200]
-    if kind == "Enum":
-        return "value is not in the closed vocabulary (see schemas/vocabulary.v1.json)"
-    if kind in ("Type", "Constant"):
-        return f"wrong {kind.lower()} ({'.'.join(str(p) for p in error.schema_path)})"
-    return f"breaks rule {kind} ({'.'.join(str(p) for p in error.schema_path)})"
+def _find(root: object, path: bounds.Path) -> object:
+    """The value at `path` in `root` (None if the path leads nowhere)."""
+    found = root
+    for part in path:
+        if isinstance(found, dict) and isinstance(part, str):
+            found = found.get(part)
+        elif isinstance(found, list) and isinstance(part, int) and 0 <= part < len(found):
+            found = found[part]
+        else:
+            return None
+    return found
 
 
-def _parse_time(text: str) -> datetime:
+def internal(error: Exception) -> str:
+    """The reason for a message whose handling failed unexpectedly: the exception's class, never its
+    message, which may quote the input."""
+    return f"internal: {type(error).__name__}"
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 timestamp within the contract's range, in UTC; anything else is `Rejected`."""
+    match = RFC3339.fullmatch(text)
+    if match is None:
+        raise Rejected(f"time is not an RFC 3339 timestamp such as {TIME_EXAMPLE}")
+    if match["offset"] is None:
+        raise Rejected(f"time has no UTC offset: write it as RFC 3339, e.g. {TIME_EXAMPLE}")
+    # Check the year before any arithmetic: shifting 0001-01-01 or 9999-12-31 by an offset overflows.
+    if not bounds.EARLIEST.year - 1 <= int(text[:4]) <= bounds.LATEST.year:
+        raise Rejected(f"time is outside the accepted range, {TIME_RANGE}")
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.upper()).astimezone(UTC)  # the form is checked: only dates
     except ValueError:
-        raise Rejected("time is not an RFC 3339 timestamp such as 2026-01-31T09:30:00Z") from None
-    if moment.tzinfo is None:
-        raise Rejected("time has no UTC offset: write it as RFC 3339, e.g. 2026-01-31T09:30:00Z")
-    return moment.astimezone(UTC)
+        raise Rejected(f"time is not a valid date and time of day: write it as e.g. {TIME_EXAMPLE}") from None
+    if not bounds.EARLIEST <= moment < bounds.LATEST:
+        raise Rejected(f"time is outside the accepted range, {TIME_RANGE}")
+    return moment

@@ -10,10 +10,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import psycopg
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from consumers import kafka
-from consumers.contract import Contract, Rejected
+from consumers.contract import CloudEvent, Contract, Rejected, internal
 from consumers.deadletter import DeadLetters
 from consumers.kafka import Record
 from ledger.settings import Settings
@@ -22,38 +24,49 @@ from ledger.store import Ledger, RecordFact
 log = structlog.get_logger()
 
 
+# The database or its connection is away: the batch is retried as a whole, never blamed on a message.
+OUTAGES = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
 @dataclass
 class Triage:
-    """A batch split into facts to store and records to dead-letter (with their reason)."""
+    """A batch split into facts to store (with their records) and records refused (with a reason)."""
 
-    facts: list[RecordFact] = field(default_factory=list)
+    accepted: list[tuple[Record, RecordFact]] = field(default_factory=list)
     refused: list[tuple[Record, str]] = field(default_factory=list)
+
+    @property
+    def facts(self) -> list[RecordFact]:
+        """The accepted facts, in the order their records came."""
+        return [fact for _, fact in self.accepted]
 
 
 def triage(records: Sequence[Record], contract: Contract) -> Triage:
-    """Validate each record; pure, so it is tested without a broker."""
+    """Give each record a verdict; pure, so it is tested without a broker."""
     result = Triage()
     for record in records:
         try:
-            event = contract.parse(record.value)
+            result.accepted.append((record, _fact(record, contract.parse(record.value))))
         except Rejected as rejected:
             result.refused.append((record, rejected.reason))
-            continue
-        result.facts.append(
-            RecordFact(
-                tenant=event.tenant,
-                subject=event.subject,
-                event_id=event.id,
-                type=event.type,
-                source=event.source,
-                occurred_at=event.time,
-                schema_version=event.schema_version,
-                data=event.data,
-                personal=event.personal,
-                origin=f"{record.topic}/{record.partition}/{record.offset}",
-            )
-        )
+        except Exception as error:
+            result.refused.append((record, internal(error)))
     return result
+
+
+def _fact(record: Record, event: CloudEvent) -> RecordFact:
+    return RecordFact(
+        tenant=event.tenant,
+        subject=event.subject,
+        event_id=event.id,
+        type=event.type,
+        source=event.source,
+        occurred_at=event.time,
+        schema_version=event.schema_version,
+        data=event.data,
+        personal=event.personal,
+        origin=f"{record.topic}/{record.partition}/{record.offset}",
+    )
 
 
 @dataclass
@@ -99,27 +112,53 @@ class Ingestor:
         started = time.perf_counter()
         batch = triage(records, self.contract)
         validated = time.perf_counter()
+        stored, duplicates = self._store(batch)
         for record, reason in batch.refused:
             self.deadletters.send(record, reason)
         if batch.refused:
             self.deadletters.flush()
-        result = self.ledger.append(batch.facts)
-        stored = time.perf_counter()
+        finished = time.perf_counter()
         totals = self.totals
         totals.received += len(records)
-        totals.stored += result.stored
-        totals.duplicates += result.duplicates
+        totals.stored += stored
+        totals.duplicates += duplicates
         totals.deadlettered += len(batch.refused)
         totals.seconds["validate"] += validated - started
-        totals.seconds["store"] += stored - validated
+        totals.seconds["store"] += finished - validated
         log.info(
             "ingest.batch",
             received=len(records),
-            stored=result.stored,
-            duplicates=result.duplicates,
+            stored=stored,
+            duplicates=duplicates,
             deadlettered=len(batch.refused),
             offsets=_offset_ranges(records),
         )
+
+    def _store(self, batch: Triage) -> tuple[int, int]:
+        """Append the accepted facts in one transaction; return (stored, duplicates).
+
+        Should the append fail for anything but an outage, one fact must be at fault: the facts are
+        appended one at a time instead, and the ones that fail are moved to `batch.refused`.
+        """
+        try:
+            result = self.ledger.append(batch.facts)
+        except OUTAGES:
+            raise
+        except Exception as error:
+            log.warning("ingest.isolating", error=type(error).__name__, facts=len(batch.accepted))
+        else:
+            return result.stored, result.duplicates
+        stored = duplicates = 0
+        for record, fact in batch.accepted:
+            try:
+                result = self.ledger.append([fact])
+            except OUTAGES:
+                raise
+            except Exception as error:
+                batch.refused.append((record, internal(error)))
+            else:
+                stored, duplicates = stored + result.stored, duplicates + result.duplicates
+        return stored, duplicates
 
 
 def _offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:

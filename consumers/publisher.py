@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from kafka.errors import MessageSizeTooLargeError
 
-from consumers import kafka
+from consumers import bounds, kafka
 from consumers.contract import Contract, Rejected
 from ledger.errors import UsageError
 from ledger.settings import Settings
@@ -32,7 +33,12 @@ class Publisher:
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Validate one event against the contract and send it, keyed `tenant/subject`."""
-        value = orjson.dumps(event)
+        try:
+            value = orjson.dumps(event)
+        except orjson.JSONEncodeError:
+            raise Rejected(
+                f"not encodable as JSON: nested deeper than {bounds.MAX_DEPTH} or holding a type JSON lacks"
+            ) from None
         checked = self.contract.parse(value)
         self.producer.send(self.topic, key=checked.key, value=value)
 
@@ -50,17 +56,15 @@ class Publisher:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            if not check:
-                self.publish_unchecked(None, line)
-                report.published += 1
-                continue
             try:
-                checked = self.contract.parse(line)
+                key = self.contract.parse(line).key if check else None
+                self.producer.send(self.topic, key=key, value=line)
             except Rejected as rejected:
                 report.refused.append((number, rejected.reason))
-                continue
-            self.producer.send(self.topic, key=checked.key, value=line)
-            report.published += 1
+            except MessageSizeTooLargeError:
+                report.refused.append((number, f"{len(line)} bytes are more than the producer sends at once"))
+            else:
+                report.published += 1
         return report
 
     def close(self) -> None:

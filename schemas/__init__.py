@@ -32,3 +32,20 @@ def event_types() -> dict[str, list[int]]:
             continue
         found.setdefault(stem, []).append(int(suffix.removesuffix(".json")))
     return {name: sorted(versions) for name, versions in sorted(found.items())}
+
+
+@cache
+def property_names() -> frozenset[str]:
+    """Every property name some schema defines: reasons may name these, never other (input) names."""
+    names: set[str] = set()
+    pending: list[object] = [load(name) for name in (ENVELOPE, VOCABULARY)]
+    pending += [load(name, version) for name, versions in event_types().items() for version in versions]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}))
+            names.update(node.get("required", []))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return frozenset(names)

@@ -1,11 +1,14 @@
 """The wire contract: what is accepted, what is refused, and what a refusal says."""
 
-from datetime import UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
 
 import schemas
+from consumers import bounds
 from consumers.contract import Contract, Rejected
 from consumers.workload import bad_messages, generate
 from ledger.subject import FACT_CLASSES
@@ -14,10 +17,14 @@ from tests.helpers import collected, consent, event
 CONTRACT = Contract(max_message_bytes=256 * 1024)
 
 
-def _reason(raw: bytes) -> str:
+def _reason_of(contract: Contract, raw: bytes) -> str:
     with pytest.raises(Rejected) as refused:
-        CONTRACT.parse(raw)
+        contract.parse(raw)
     return refused.value.reason
+
+
+def _reason(raw: bytes) -> str:
+    return _reason_of(CONTRACT, raw)
 
 
 def test_valid_event_parses_to_utc_cloudevent() -> None:
@@ -82,7 +89,7 @@ def test_personal_values_never_appear_in_reasons() -> None:
     data = collected()
     data["personal_data"] = {"phone": ["+15559998888"]}
     reason = _reason(orjson.dumps(event("acme", "s-1", "data.collected", data)))
-    assert "personal_data.phone" in reason
+    assert "personal_data.<property 1>" in reason
     assert "5559998888" not in reason
 
 
@@ -91,7 +98,7 @@ def test_unknown_type_and_missing_attributes_are_refused() -> None:
     assert "unknown event type" in _reason(orjson.dumps(event("acme", "s", "consent.forged", {})))
     missing = event("acme", "s", "account.closed", {})
     del missing["tenant"]
-    assert '"tenant" is a required property' in _reason(orjson.dumps(missing))
+    assert "required property 'tenant' is missing" in _reason(orjson.dumps(missing))
     naive = event("acme", "s", "account.closed", {})
     naive["time"] = "2026-01-01T00:00:00"
     assert "no UTC offset" in _reason(orjson.dumps(naive))
@@ -115,3 +122,123 @@ def test_dataschema_selects_a_released_version() -> None:
     assert CONTRACT.parse(orjson.dumps(item)).schema_version == 1
     item["dataschema"] = "urn:consent-ledger:schema:account.closed:v9"
     assert "unknown dataschema" in _reason(orjson.dumps(item))
+
+
+def _nested(levels: int) -> bytes:
+    """A JSON value nested `levels` arrays deep (orjson refuses to encode past 254)."""
+    return b"[" * levels + b'"x"' + b"]" * levels
+
+
+def _with(document: dict[str, Any], placeholder: str, raw: bytes) -> bytes:
+    return orjson.dumps(document).replace(orjson.dumps(placeholder), raw)
+
+
+@pytest.mark.parametrize("levels", [40, 300, 1000])
+def test_deeply_nested_personal_data_is_refused_not_raised(levels: int) -> None:
+    """personal_data nested hundreds of levels (which crashed the schema validator) is refused by depth."""
+    data = collected()
+    data["personal_data"] = {"phone": "@nested@"}
+    raw = _with(event("acme", "s", "data.collected", data), "@nested@", _nested(levels))
+    assert f"nested deeper than {bounds.MAX_DEPTH} levels" in _reason(raw)
+
+
+@pytest.mark.parametrize("levels", [300, 1000])
+def test_deeply_nested_extension_attribute_is_refused_not_raised(levels: int) -> None:
+    """An extension attribute nested hundreds of levels deep is refused by depth, with a one-line reason."""
+    document = event("acme", "s", "account.closed", {})
+    document["traceparent"] = "@nested@"
+    reason = _reason(_with(document, "@nested@", _nested(levels)))
+    assert "nested deeper than" in reason
+    assert "\n" not in reason
+    assert len(reason) < 300
+
+
+@pytest.mark.parametrize(
+    ("document_change", "rule"),
+    [
+        ({"id": "e\x00vil"}, "NUL"),
+        ({"source": "x" * (bounds.MAX_STRING + 1)}, f"longer than {bounds.MAX_STRING}"),
+        ({"data": {"reason": list(range(bounds.MAX_ITEMS + 1))}}, f"more than {bounds.MAX_ITEMS} elements"),
+        ({"data": {f"k{n}": n for n in range(bounds.MAX_PROPERTIES + 1)}}, "properties"),
+    ],
+)
+def test_strings_arrays_and_objects_are_bounded(document_change: dict[str, Any], rule: str) -> None:
+    """NUL characters, overlong strings, huge arrays and objects are refused before schema validation."""
+    document = {**event("acme", "s", "account.closed", {}), **document_change}
+    reason = _reason(orjson.dumps(document))
+    assert reason.startswith("bound exceeded at envelope")
+    assert rule in reason
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T00:00:00+01:00",  # raised OverflowError
+        "9999-12-31T23:59:59-01:00",  # raised OverflowError
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:30:00+01:00",
+        "2200-01-01T00:00:00Z",
+        "2300-06-01T00:00:00Z",
+    ],
+)
+def test_event_time_outside_the_range_is_refused(moment: str) -> None:
+    """Times before 1970 or after 2200 (in UTC) are refused with the range, never an overflow."""
+    document = {**event("acme", "s", "account.closed", {}), "time": moment}
+    assert "from 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z" in _reason(orjson.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "20260101T000000Z",  # ISO 8601 basic format
+        "2026-01-01 00:00:00Z",  # space for T
+        "2026-W01-1T00:00:00Z",  # week date
+        "2026-001T00:00:00Z",  # ordinal date
+        "2026-01-01T00:00Z",  # no seconds
+        "2026-01-01T00:00:00+0100",  # offset without colon
+        "2026-01-01T00:00:00+24:00",  # no such offset
+        "\u0662\u0660\u0662\u0666-01-01T00:00:00Z",  # Arabic-Indic digits
+        "2026-01-01T00:00:00Z ",
+    ],
+)
+def test_iso_forms_that_are_not_rfc_3339_are_refused(moment: str) -> None:
+    """Only RFC 3339 date-times are accepted, not every form Python's fromisoformat takes."""
+    document = {**event("acme", "s", "account.closed", {}), "time": moment}
+    assert "not an RFC 3339 timestamp" in _reason(orjson.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("moment", "utc"),
+    [
+        ("1970-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC)),
+        ("2199-12-31T23:59:59.999999Z", datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2200-01-01T00:59:00+01:00", datetime(2199, 12, 31, 23, 59, tzinfo=UTC)),
+        ("2026-01-01t00:00:00.123456789-00:00", datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+def test_rfc_3339_times_within_the_range_are_accepted(moment: str, utc: datetime) -> None:
+    """The range's first and last instants, offsets, lower-case letters and nanoseconds are accepted and read as UTC."""
+    document = {**event("acme", "s", "account.closed", {}), "time": moment}
+    assert CONTRACT.parse(orjson.dumps(document)).time == utc
+
+
+def test_impossible_dates_are_refused() -> None:
+    """February 30th and a leap second are refused, never raised."""
+    for moment in ("2026-02-30T00:00:00Z", "2026-01-01T23:59:60Z"):
+        document = {**event("acme", "s", "account.closed", {}), "time": moment}
+        assert "not a valid date and time" in _reason(orjson.dumps(document))
+
+
+class _BrokenValidator:
+    def iter_errors(self, instance: object) -> Iterator[object]:
+        raise RuntimeError("a bug that quotes +15550000000")
+
+
+def test_an_unexpected_failure_is_a_refusal_naming_the_exception_class() -> None:
+    """Whatever fails inside validation refuses that message as `internal: <class>`, quoting nothing."""
+    contract = Contract(max_message_bytes=1024)
+    contract.envelope = _BrokenValidator()  # type: ignore[assignment]  # a validator with a bug
+    assert (
+        _reason_of(contract, orjson.dumps(event("acme", "s", "account.closed", {})))
+        == "internal: RuntimeError"
+    )
