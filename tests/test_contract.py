@@ -217,7 +217,7 @@ def test_iso_forms_that_are_not_rfc_3339_are_refused(moment: str) -> None:
     ],
 )
 def test_rfc_3339_times_within_the_range_are_accepted(moment: str, utc: datetime) -> None:
-    """The range's first and last instants, offsets, lower-case letters and nanoseconds are accepted and read as UTC."""
+    """The first and last instants of the range, offsets, lower case and nanoseconds are accepted, as UTC."""
     document = {**event("acme", "s", "account.closed", {}), "time": moment}
     assert CONTRACT.parse(orjson.dumps(document)).time == utc
 
