@@ -21,6 +21,7 @@ from consumers import kafka
 from ledger.errors import ConfigError, ErasureRefused
 from ledger.purges import PurgeOrder, orders_for
 from ledger.settings import Settings
+from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
 from projections.retention import expired, rules_in_force
 
@@ -95,6 +96,8 @@ class Sweeper:
             state = self.ledger.subject(tenant, subject).state
             if any(holding.status == "held" for holding in state.holdings.values()):
                 continue
+            if self.settings.awaits_recipients(tenant) and unconfirmed_recipients(state):
+                continue  # a recipient has a copy until it confirms its deletion
             try:
                 if self.ledger.erase(tenant, subject, "retention: nothing left held"):
                     shredded.append((tenant, subject))

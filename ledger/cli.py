@@ -437,7 +437,9 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _projector(ledger: Ledger, settings: Settings) -> Projector:
-    return Projector(ledger, settings.projection_page, _checkpointer(ledger, settings))
+    return Projector(
+        ledger, settings.projection_page, _checkpointer(ledger, settings), settings.awaits_recipients
+    )
 
 
 def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
@@ -689,6 +691,8 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     )
     _section("deletion requests", document["deletion_requests"],
              "{request_id}: {status}, categories {categories}, requested {requested_at}")  # fmt: skip
+    if document["recipients_unconfirmed"]:
+        print(f"  recipients yet to confirm deletion: {', '.join(document['recipients_unconfirmed'])}")
     _section("legal holds", document["legal_holds"], "{hold_id}: {reason}, since {placed_at}")
     _section("violations", document["violations"], "{time} {category} in {system}: {reason} ({event_id})")
     return 0

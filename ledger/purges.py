@@ -102,13 +102,17 @@ class OrderBook:
         )
 
     def confirm(self, curs: Cursor, now: datetime) -> list[tuple[str, str]]:
-        """Confirm every open order none of whose categories the read model shows held in its system;
-        return the (tenant, subject) pairs confirmed."""
+        """Confirm every open order none of whose categories the read model shows held in its system
+        (or, for a recipient, still held there since it was shared); return the (tenant, subject)
+        pairs confirmed."""
         curs.execute(
             SQL(
                 "UPDATE {} o SET confirmed_at = %s WHERE confirmed_at IS NULL AND NOT EXISTS ("
                 "SELECT 1 FROM proj_holdings h WHERE h.tenant = o.tenant AND h.subject = o.subject "
                 "AND h.system = o.system AND h.category = ANY(o.categories) AND h.status = 'held') "
+                "AND NOT EXISTS (SELECT 1 FROM proj_intervals i WHERE i.tenant = o.tenant "
+                "AND i.subject = o.subject AND i.system = o.system AND i.category = ANY(o.categories) "
+                "AND i.held_until IS NULL) "
                 "RETURNING tenant, subject"
             ).format(self.table),
             (now,),

@@ -17,7 +17,7 @@ import jsonschema_rs
 
 import schemas
 from ledger.errors import ConfigError
-from ledger.state import GRANTED, HELD, Holding, SubjectState
+from ledger.state import GRANTED, HELD, Holding, SubjectState, unconfirmed_recipients
 
 SCHEDULED = "scheduled"  # expires at a known instant
 AWAITING_TRIGGER = "awaiting_trigger"  # the trigger (e.g. account closure) has not happened yet
@@ -167,18 +167,22 @@ class Due:
 
 
 def due_purges(state: SubjectState, rules: list[Rule], now: datetime) -> list[Due]:
-    """The subject's holdings still held whose retention expired by `now` and that no hold covers."""
-    due = []
+    """The subject's holdings still held whose retention expired by `now` and that no hold covers,
+    and the copies of the same categories that recipients have not confirmed deleting."""
+    due: dict[tuple[str, str], Due] = {}
     for holding in state.holdings.values():
         if holding.status != HELD:
             continue
         kept = retention(holding, state, rules)
         if kept.status == SCHEDULED and kept.expires_at is not None and kept.expires_at <= now:
             assert kept.rule is not None
-            due.append(
-                Due(state.tenant, state.subject, holding.system, holding.category, kept.rule, kept.expires_at)
-            )
-    return due
+            for system in [holding.system, *unconfirmed_recipients(state, [holding.category])]:
+                found = due.get((system, holding.category))
+                if found is None or found.expires_at < kept.expires_at:  # a recipient copy of two holdings
+                    due[(system, holding.category)] = Due(
+                        state.tenant, state.subject, system, holding.category, kept.rule, kept.expires_at
+                    )
+    return list(due.values())
 
 
 RIGHTS_DEADLINE = timedelta(days=30)  # GDPR Art. 12(3): one month, here counted as 30 days

@@ -34,6 +34,8 @@ class Settings:
     purge_topic: str
     sweep_cron: str
     purge_confirm_days: int
+    recipients_awaited: bool
+    recipients_awaited_except: frozenset[str]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -61,7 +63,13 @@ class Settings:
             purge_topic=reader.text("PURGE_TOPIC", "ledger.purge-orders"),
             sweep_cron=reader.text("SWEEP_CRON", "0 * * * *"),
             purge_confirm_days=reader.integer("PURGE_CONFIRM_DAYS", 7, low=1, high=3650),
+            recipients_awaited=reader.choice("RECIPIENTS_AWAITED", "all", ("all", "none")) == "all",
+            recipients_awaited_except=frozenset(reader.items("RECIPIENTS_AWAITED_EXCEPT")),
         )
+
+    def awaits_recipients(self, tenant: str) -> bool:
+        """Whether the tenant's erasures wait for every recipient to confirm deletion too."""
+        return self.recipients_awaited != (tenant in self.recipients_awaited_except)
 
 
 def _path(text: str | None) -> Path | None:
@@ -78,6 +86,9 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
+
+    def items(self, name: str) -> list[str]:
+        return [item.strip() for item in self.text(name, "").split(",") if item.strip()]
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         raw = self.optional(name)

@@ -147,14 +147,15 @@ def apply_erasure(state: SubjectState, at: datetime) -> None:
     state.erased_at = at
 
 
-def erasure_due(state: SubjectState) -> DeletionRequest | None:
+def erasure_due(state: SubjectState, *, await_recipients: bool) -> DeletionRequest | None:
     """The verified request for everything that makes erasure due now, if any.
 
-    Due once every system holding data has confirmed deletion (the request is completed) and no
-    legal hold stands; a request completed after an earlier erasure makes it due again (data
-    collected since then lives under a new key).
+    Due once every system holding data has confirmed deletion (the request is completed), and, when
+    recipients are awaited, every recipient the data was shared with has too, and no legal hold
+    stands; a request completed after an earlier erasure makes it due again (data collected since
+    then lives under a new key).
     """
-    if state.legal_holds:
+    if state.legal_holds or (await_recipients and unconfirmed_recipients(state)):
         return None
     for request in state.deletion_requests.values():
         completed = request.completed_at
@@ -163,6 +164,32 @@ def erasure_due(state: SubjectState) -> DeletionRequest | None:
         if state.erased_at is None or completed > state.erased_at:
             return request
     return None
+
+
+def unconfirmed_recipients(state: SubjectState, categories: list[str] | None = None) -> list[str]:
+    """Recipients that were sent the subject's data of these categories (None: any) and have not
+    confirmed deleting it (`deletion.completed` naming the recipient as its system)."""
+    recipients = {share.recipient for share in state.shares.values()}
+    return sorted(
+        {
+            interval.system
+            for interval in state.intervals.values()
+            if interval.held_until is None
+            and interval.system in recipients
+            and (categories is None or interval.category in categories)
+        }
+    )
+
+
+def recipients_to_confirm(state: SubjectState) -> list[str]:
+    """Recipients still holding data that one of the subject's deletion requests covers."""
+    return sorted(
+        {
+            recipient
+            for request in state.deletion_requests.values()
+            for recipient in unconfirmed_recipients(state, request.categories)
+        }
+    )
 
 
 def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:

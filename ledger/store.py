@@ -370,12 +370,16 @@ class Ledger(Application[UUID]):
         return erased
 
     def erase_due(
-        self, curs: psycopg.Cursor[DictRow], subjects: Sequence[tuple[str, str]]
+        self,
+        curs: psycopg.Cursor[DictRow],
+        subjects: Sequence[tuple[str, str]],
+        awaits_recipients: Callable[[str], bool],
     ) -> list[Subject.Erased]:
         """In the caller's transaction, shred each of these subjects whose erasure is due now.
 
         Due is decided on the whole stored history under the write lock, so a hold recorded after
-        what the caller has read still counts. The caller logs the erasures once it has committed.
+        what the caller has read still counts; `awaits_recipients` says per tenant whether
+        recipients must have confirmed deletion too. The caller logs the erasures once committed.
         """
         if self.keys is None:
             return []
@@ -383,7 +387,7 @@ class Ledger(Application[UUID]):
         erased = []
         for tenant, subject in subjects:
             state = self.subject(tenant, subject).state
-            request = erasure_due(state)
+            request = erasure_due(state, await_recipients=awaits_recipients(tenant))
             if request is None:
                 continue  # a hold placed, or an erasure recorded, since the caller read the subject
             done = self._shred(curs, state, f"verified deletion request {request.request_id} completed")

@@ -6,6 +6,7 @@ from typing import Any
 
 from ledger.errors import SubjectErased
 from ledger.retention import Rule, retention
+from ledger.state import recipients_to_confirm
 from ledger.store import Ledger
 from projections.history import history
 from projections.queries import plain
@@ -44,6 +45,7 @@ def export(ledger: Ledger, tenant: str, subject: str, rules: list[Rule]) -> dict
             if entry.type == "data.collected" and isinstance(entry.personal, dict)
         ],
         "recipients": [asdict(share) for share in state.shares.values()],
+        "recipients_unconfirmed": recipients_to_confirm(state),
         "consent_history": [
             {
                 "event_id": entry.event_id,

@@ -6,6 +6,7 @@ where the last committed page ended and a rebuild from zero produces the same ta
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -33,10 +34,17 @@ class Progress:
 class Projector:
     """Applies stored facts to the subject read model, a page per transaction."""
 
-    def __init__(self, ledger: Ledger, page: int, checkpointer: Checkpointer | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        page: int,
+        checkpointer: Checkpointer | None = None,
+        awaits_recipients: Callable[[str], bool] = lambda tenant: True,
+    ) -> None:
         self.ledger = ledger
         self.page = page
         self.checkpointer = checkpointer
+        self.awaits_recipients = awaits_recipients  # per tenant: Settings.awaits_recipients
         self.datastore = ledger.writer.datastore
 
     def position(self) -> int:
@@ -64,8 +72,12 @@ class Projector:
             states = tables.load(curs, keys)
             fold(states, changes)
             tables.save(curs, states.values())
-            due = [(state.tenant, state.subject) for state in states.values() if erasure_due(state)]
-            erased = self.ledger.erase_due(curs, due) if due else []
+            due = [
+                (state.tenant, state.subject)
+                for state in states.values()
+                if erasure_due(state, await_recipients=self.awaits_recipients(state.tenant))
+            ]
+            erased = self.ledger.erase_due(curs, due, self.awaits_recipients) if due else []
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
                 (notifications[-1].id, NAME),

@@ -9,7 +9,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.contact import Decision, decide
 from ledger.errors import UnknownSubject
 from ledger.retention import Rule, retention
-from ledger.state import Consent, SubjectState
+from ledger.state import Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
 from projections import tables
 
@@ -97,6 +97,7 @@ def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, A
         "deletion_requests": rows(state.deletion_requests),
         "legal_holds": rows(state.legal_holds),
         "violations": rows(state.violations),
+        "recipients_unconfirmed": recipients_to_confirm(state),
     }
 
 

@@ -16,6 +16,7 @@ from ledger.errors import ErasureRefused
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
+from projections.breach import breach_impact
 from projections.history import ERASED, history
 from projections.projector import Projector
 from tests.helpers import T0, cli, collected, consent, event
@@ -32,7 +33,9 @@ def _ingest(settings: Settings, ledger: Ledger, *events: dict[str, Any]) -> None
         for item in events:
             publisher.publish(item)
     consume(settings, ledger, settings.kafka_bootstrap, until_idle=True)
-    Projector(ledger, settings.projection_page).run(until_idle=True)
+    Projector(ledger, settings.projection_page, awaits_recipients=settings.awaits_recipients).run(
+        until_idle=True
+    )
 
 
 def _personal() -> dict[str, Any]:
@@ -173,6 +176,38 @@ def test_erase_is_visible_in_the_read_model_at_once(
     assert "erased: yes, since" in cli(env, "subject", "acme", "now").stdout
     check = cli(env, "check", "acme", "now", "--purpose", "service", "--channel", "sms")
     assert check.returncode == 1 and "erased" in check.stdout
+
+
+def test_erasure_waits_for_every_recipient_to_confirm(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """Shared with aws-storage, a subject is not shredded when crm confirms deletion, and stays exposed
+    in a breach of aws-storage, until aws-storage confirms too; a tenant set not to await recipients
+    is shredded at once and lists the recipient yet to confirm."""
+    informed = Settings.from_env(env | {"LEDGER_RECIPIENTS_AWAITED_EXCEPT": "globex"})
+    share = {"recipient": "aws-storage", "recipient_type": "subprocessor", "purpose": "service"}
+    for tenant in ("acme", "globex"):
+        _ingest(
+            informed,
+            ledger,
+            event(tenant, "ria", "data.collected", _personal(), minutes=1),
+            event(tenant, "ria", "data.shared", share | {"categories": ["account_contact"]}, minutes=2),
+            event(tenant, "ria", "deletion.requested", {"request_id": "r", "verified": True}, minutes=3),
+            event(tenant, "ria", "deletion.completed", {"system": "crm"}, minutes=4),
+        )
+    waiting = queries.as_json(queries.subject_state(ledger, "acme", "ria"))
+    assert not waiting["erased"] and waiting["recipients_unconfirmed"] == ["aws-storage"]
+    window = (T0 + timedelta(minutes=5), T0 + timedelta(days=1))
+    assert breach_impact(ledger, "acme", ["aws-storage"], window, discovered_at=window[1]).subjects == 1
+    assert history(ledger, "acme", "ria")[0].personal == {"personal_data": {"phone": PHONE, "name": NAME}}
+    informed_only = cli(env, "subject", "globex", "ria")
+    assert "erased: yes" in informed_only.stdout
+    assert "recipients yet to confirm deletion: aws-storage" in informed_only.stdout
+
+    done = event("acme", "ria", "deletion.completed", {"system": "aws-storage"}, minutes=5)
+    _ingest(informed, ledger, done)
+    assert queries.subject_state(ledger, "acme", "ria").erased
+    assert history(ledger, "acme", "ria")[0].personal == ERASED
 
 
 def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: Ledger) -> None:

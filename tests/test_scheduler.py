@@ -106,6 +106,48 @@ def test_seven_years_to_the_day_then_orders_once_confirms_and_shreds(
     assert history(ledger, "acme", "ola")[0].personal == "erased"
 
 
+def test_recipients_are_ordered_to_purge_and_shredding_waits_for_them(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger
+) -> None:
+    """Billing data shared with a payment processor expires there too: it gets its own order, and the
+    key is shredded only once the recipient has confirmed deleting it as well."""
+    shared = {"recipient": "stripe", "recipient_type": "subprocessor", "purpose": "billing"}
+    ledger.append(
+        [fact("acme", "ola", "s1", "data.shared", minutes=5, data=shared | {"categories": ["billing"]})]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    first = sweeper.sweep(DUE)
+    assert first is not None and sorted(order.system for order in first.ordered) == [
+        "billing",
+        "crm",
+        "stripe",
+    ]
+
+    def confirm(system: str) -> None:
+        ledger.append(
+            [
+                fact(
+                    "acme",
+                    "ola",
+                    f"d-{system}",
+                    "deletion.completed",
+                    minutes=10 * 24 * 60 + 1,
+                    data={"system": system},
+                )
+            ]
+        )
+        Projector(ledger, page=100).run(until_idle=True)
+
+    confirm("billing")
+    confirm("crm")
+    systems_done = sweeper.sweep(DUE + timedelta(days=1))
+    assert systems_done is not None and systems_done.shredded == []
+    assert history(ledger, "acme", "ola")[0].personal == {"personal_data": {"iban": "X"}}
+    confirm("stripe")
+    all_done = sweeper.sweep(DUE + timedelta(days=2))
+    assert all_done is not None and all_done.shredded == [("acme", "ola")]
+
+
 def test_unconfirmed_order_is_resent_and_flagged_overdue(
     sweeper: Sweeper, settings: Settings, env: dict[str, str]
 ) -> None:

@@ -14,6 +14,7 @@ from ledger.state import (
     apply_erasure,
     apply_fact,
     erasure_due,
+    recipients_to_confirm,
 )
 from tests.helpers import T0, collected, consent
 
@@ -105,17 +106,35 @@ def test_erasure_due_only_for_a_completed_verified_request_for_everything() -> N
         ("deletion.requested", 2, {"request_id": "r", "verified": True, "categories": ["account_contact"]}),
         ("deletion.completed", 3, {"system": "crm"}),
     )
-    assert erasure_due(partial) is None
+    assert erasure_due(partial, await_recipients=True) is None
     unverified = _fold(("deletion.requested", 2, {"request_id": "r", "verified": False}))
-    assert erasure_due(unverified) is None
+    assert erasure_due(unverified, await_recipients=True) is None
     held = _fold(
         ("legalhold.placed", 1, {"hold_id": "h", "reason": "audit"}),
         ("deletion.requested", 2, {"request_id": "r", "verified": True}),
     )
-    assert erasure_due(held) is None
+    assert erasure_due(held, await_recipients=True) is None
     apply_fact(held, "legalhold.released", "e9", T0 + timedelta(minutes=3), {"hold_id": "h"})
-    due = erasure_due(held)
+    due = erasure_due(held, await_recipients=True)
     assert due is not None and due.request_id == "r"
+
+
+def test_erasure_waits_for_recipients_unless_they_are_only_informed() -> None:
+    """Data shared with a recipient keeps erasure pending until the recipient confirms deletion too,
+    unless recipients are not awaited; either way the recipient is listed until it confirms."""
+    shared = {"recipient": "aws-storage", "recipient_type": "subprocessor", "purpose": "service"}
+    state = _fold(
+        ("data.collected", 1, collected()),
+        ("data.shared", 2, shared | {"categories": ["account_contact"]}),
+        ("deletion.requested", 3, {"request_id": "r", "verified": True}),
+        ("deletion.completed", 4, {"system": "crm"}),
+    )
+    assert erasure_due(state, await_recipients=True) is None
+    assert erasure_due(state, await_recipients=False) is not None
+    assert recipients_to_confirm(state) == ["aws-storage"]
+    apply_fact(state, "deletion.completed", "e9", T0 + timedelta(minutes=5), {"system": "aws-storage"})
+    assert erasure_due(state, await_recipients=True) is not None
+    assert recipients_to_confirm(state) == []
 
 
 def test_request_with_nothing_held_completes_at_once() -> None:
