@@ -12,6 +12,7 @@ from consumers import bounds
 from consumers.contract import Contract, Rejected
 from consumers.workload import bad_messages, generate
 from ledger.subject import FACT_CLASSES
+from tests.canary import CANARY, canary_event, leaks, refused_cases
 from tests.helpers import collected, consent, event
 
 CONTRACT = Contract(max_message_bytes=256 * 1024)
@@ -242,3 +243,16 @@ def test_an_unexpected_failure_is_a_refusal_naming_the_exception_class() -> None
         _reason_of(contract, orjson.dumps(event("acme", "s", "account.closed", {})))
         == "internal: RuntimeError"
     )
+
+
+@pytest.mark.parametrize(("case", "raw"), refused_cases().items(), ids=list(refused_cases()))
+def test_reasons_never_quote_the_input(case: str, raw: bytes) -> None:
+    """Every way of being refused names field and rule only: a canary in every field never shows."""
+    reason = _reason(raw)
+    assert not leaks(reason), f"{case}: {reason}"
+    assert "\n" not in reason
+
+
+def test_the_canary_messages_are_valid_but_for_the_one_fault() -> None:
+    """The canary-filled base event is itself accepted, so each refused case tests the rule it breaks."""
+    assert CONTRACT.parse(orjson.dumps(canary_event())).id.startswith(CANARY)

@@ -1,5 +1,8 @@
 """The consumer is total: whatever a message holds, it is stored or dead-lettered, and the batch goes on."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -11,6 +14,7 @@ from consumers.kafka import read_all
 from consumers.publisher import Publisher
 from ledger.settings import Settings
 from ledger.store import Ledger
+from tests.canary import leaks, refused_cases
 from tests.helpers import collected, consent, event
 
 pytestmark = pytest.mark.services
@@ -108,3 +112,28 @@ def test_publish_file_reports_poison_lines_and_sends_the_rest(settings: Settings
     assert all(reason and "\n" not in reason for _, reason in report.refused)
     sent = read_all(settings.kafka_bootstrap, settings.events_topic)
     assert sorted(record.value for record in sent) == sorted(good)
+
+
+def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], settings: Settings) -> None:
+    """Every refused case, full of a canary, is dead-lettered, and neither its headers nor the consumer's
+    log lines (captured from a real `consume` process) quote any of it."""
+    assert settings.kafka_bootstrap is not None
+    cases = refused_cases()
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        for raw in cases.values():
+            publisher.publish_unchecked(b"key", raw)
+    run = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "consume", "--until-idle"],
+        env={**os.environ, **env, "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    assert len(letters) == len(cases)
+    headers = [f"{name}={value.decode()}" for letter in letters for name, value in letter.headers]
+    assert [header for header in headers if leaks(header)] == []
+    assert "ingest.deadlettered" in run.stderr
+    assert [line for line in (run.stdout + run.stderr).splitlines() if leaks(line)] == []
