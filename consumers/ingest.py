@@ -28,6 +28,12 @@ log = structlog.get_logger()
 OUTAGES = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
+CONFLICT = (
+    "conflicting duplicate: this tenant's event id was stored before with different content "
+    "(a new fact needs a new id)"
+)
+
+
 @dataclass
 class Triage:
     """A batch split into facts to store (with their records) and records refused (with a reason)."""
@@ -137,28 +143,32 @@ class Ingestor:
     def _store(self, batch: Triage) -> tuple[int, int]:
         """Append the accepted facts in one transaction; return (stored, duplicates).
 
-        Should the append fail for anything but an outage, one fact must be at fault: the facts are
-        appended one at a time instead, and the ones that fail are moved to `batch.refused`.
+        Facts that reuse an id for different content are moved to `batch.refused`. Should the append
+        fail for anything but an outage, one fact must be at fault: the facts are appended one at a
+        time instead, and the ones that fail are refused too.
         """
         try:
-            result = self.ledger.append(batch.facts)
+            return self._append(batch.accepted, batch)
         except OUTAGES:
             raise
         except Exception as error:
             log.warning("ingest.isolating", error=type(error).__name__, facts=len(batch.accepted))
-        else:
-            return result.stored, result.duplicates
         stored = duplicates = 0
-        for record, fact in batch.accepted:
+        for accepted in batch.accepted:
             try:
-                result = self.ledger.append([fact])
+                one_stored, one_duplicate = self._append([accepted], batch)
             except OUTAGES:
                 raise
             except Exception as error:
-                batch.refused.append((record, internal(error)))
+                batch.refused.append((accepted[0], internal(error)))
             else:
-                stored, duplicates = stored + result.stored, duplicates + result.duplicates
+                stored, duplicates = stored + one_stored, duplicates + one_duplicate
         return stored, duplicates
+
+    def _append(self, accepted: Sequence[tuple[Record, RecordFact]], batch: Triage) -> tuple[int, int]:
+        result = self.ledger.append([fact for _, fact in accepted])
+        batch.refused.extend((accepted[index][0], CONFLICT) for index in result.conflicts)
+        return result.stored, result.duplicates
 
 
 def _offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:

@@ -6,6 +6,7 @@ sealed under the subject's data key (ledger/keys.py) and every event carries the
 subject's previous event (ledger/chain.py), in that same transaction.
 """
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -61,12 +63,33 @@ class Head:
     hash: str
 
 
+def fingerprint(fact: RecordFact) -> bytes:
+    """What makes a redelivered fact the same fact: everything but its key (tenant, event id) and
+    origin, with times in UTC and sets in order.
+
+    Personal values count by their field names only: a hash of them would outlive the data key
+    whose destruction erases them (and confirm a guess of an erased phone number).
+    """
+    content = (
+        fact.type,
+        fact.subject,
+        fact.source,
+        fact.occurred_at.astimezone(UTC).isoformat(),
+        fact.schema_version,
+        {name: sorted(value) if isinstance(value, list) else value for name, value in fact.data.items()},
+        sorted(fact.personal),
+    )
+    return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
 @dataclass(frozen=True)
 class AppendResult:
-    """How many facts of a batch were new, and how many had been stored before."""
+    """How many facts of a batch were new, how many had been stored before (the same fact again), and
+    which (by position in the batch) reuse a stored or earlier id for different content."""
 
     stored: int
     duplicates: int
+    conflicts: tuple[int, ...] = ()
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -81,6 +104,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (tenant text NOT NULL, event_id text NOT NULL, "
                 "originator_id uuid NOT NULL, PRIMARY KEY (tenant, event_id))"
             ).format(self.receipts)
+        )
+        # Added after release: databases created before it gain the column, their receipts stay NULL.
+        self.sql_create_statements.append(
+            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS fingerprint bytea").format(self.receipts)
         )
 
     def create_table(self) -> None:
@@ -103,18 +130,36 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._lock_table(curs)
 
     def claim(
-        self, curs: psycopg.Cursor[DictRow], keys: Sequence[tuple[str, str, UUID]]
+        self, curs: psycopg.Cursor[DictRow], receipts: Sequence[tuple[str, str, UUID, bytes]]
     ) -> set[tuple[str, str]]:
-        """Record a receipt for each (tenant, event id, aggregate id); return the pairs that were new."""
+        """Record each (tenant, event id, aggregate id, fingerprint); return the (tenant, event id) new."""
         curs.execute(
             SQL(
-                "INSERT INTO {} (tenant, event_id, originator_id) "
-                "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[]) "
+                "INSERT INTO {} (tenant, event_id, originator_id, fingerprint) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bytea[]) "
                 "ON CONFLICT DO NOTHING RETURNING tenant, event_id"
+            ).format(self.receipts),
+            tuple(list(column) for column in zip(*receipts, strict=True)),
+        )
+        return {(row["tenant"], row["event_id"]) for row in curs.fetchall()}
+
+    def fingerprints(
+        self, curs: psycopg.Cursor[DictRow], keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], bytes | None]:
+        """The stored fingerprint of each (tenant, event id) (None for receipts older than fingerprints)."""
+        curs.execute(
+            SQL(
+                "SELECT r.tenant, r.event_id, r.fingerprint FROM unnest(%b::text[], %b::text[]) "
+                "AS k(tenant, event_id) JOIN {} r USING (tenant, event_id)"
             ).format(self.receipts),
             tuple(list(column) for column in zip(*keys, strict=True)),
         )
-        return {(row["tenant"], row["event_id"]) for row in curs.fetchall()}
+        return {
+            (row["tenant"], row["event_id"]): None
+            if row["fingerprint"] is None
+            else bytes(row["fingerprint"])
+            for row in curs.fetchall()
+        }
 
     def heads(self, curs: psycopg.Cursor[DictRow], ids: Sequence[UUID]) -> dict[UUID, Head]:
         """The last stored event of each aggregate that has one."""
@@ -275,19 +320,41 @@ class Ledger(Application[UUID]):
         return self.recorder
 
     def append(self, facts: Sequence[RecordFact]) -> AppendResult:
-        """Store every fact not stored before, in one transaction; return what was new."""
-        batch = list({(f.tenant, f.event_id): f for f in reversed(facts)}.values())[::-1]
-        if not batch:
-            return AppendResult(0, len(facts))
+        """Store every fact not stored before, in one transaction; return what was new, what was
+        stored before, and which facts reuse an id for different content (neither stored nor dropped)."""
+        if not facts:
+            return AppendResult(0, 0)
+        prints = [fingerprint(f) for f in facts]
+        first: dict[tuple[str, str], int] = {}
+        for index, f in enumerate(facts):
+            first.setdefault((f.tenant, f.event_id), index)
+        batch = [facts[index] for index in first.values()]
         ids = {key: subject_id(*key) for key in {(f.tenant, f.subject) for f in batch}}
         with self.writer.writing() as curs:
-            new = self.writer.claim(curs, [(f.tenant, f.event_id, ids[(f.tenant, f.subject)]) for f in batch])
+            new = self.writer.claim(
+                curs,
+                [
+                    (f.tenant, f.event_id, ids[(f.tenant, f.subject)], prints[i])
+                    for i, f in zip(first.values(), batch, strict=True)
+                ],
+            )
             fresh = [f for f in batch if (f.tenant, f.event_id) in new]
             if fresh:
                 heads = self.writer.heads(curs, list({ids[(f.tenant, f.subject)] for f in fresh}))
                 keys = self._data_keys(curs, fresh)
                 self.writer.store(curs, self._encode(fresh, ids, heads, keys))
-        return AppendResult(len(fresh), len(facts) - len(fresh))
+            seen = [key for key in first if key not in new]
+            stored_prints = self.writer.fingerprints(curs, seen) if seen else {}
+        # What each fact must match to be a duplicate: the stored receipt, else the batch's first.
+        reference = {
+            key: stored_prints[key] if key in stored_prints else prints[i] for key, i in first.items()
+        }
+        conflicts = tuple(
+            index
+            for index, f in enumerate(facts)
+            if (known := reference[(f.tenant, f.event_id)]) is not None and known != prints[index]
+        )
+        return AppendResult(len(fresh), len(facts) - len(fresh) - len(conflicts), conflicts)
 
     def _data_keys(
         self, curs: psycopg.Cursor[DictRow], facts: Sequence[RecordFact]

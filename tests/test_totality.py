@@ -14,7 +14,7 @@ from consumers.kafka import read_all
 from consumers.publisher import Publisher
 from ledger.settings import Settings
 from ledger.store import Ledger
-from tests.canary import leaks, refused_cases
+from tests.canary import canary_event, leaks, refused_cases
 from tests.helpers import collected, consent, event
 
 pytestmark = pytest.mark.services
@@ -97,6 +97,30 @@ def test_a_fact_the_database_refuses_is_deadlettered_alone(settings: Settings, l
     assert _consume(settings, ledger).received == 0
 
 
+def test_a_reused_id_with_different_content_is_deadlettered(settings: Settings, ledger: Ledger) -> None:
+    """Same tenant and id, first a data.collected then a consent.given (in the batch and in a later
+    one): each consent.given goes to the dead-letter topic as a conflicting duplicate; a redelivered
+    identical event stays a silent duplicate."""
+    assert settings.kafka_bootstrap is not None
+    collect = event("acme", "alice", "data.collected", collected(), event_id="reused")
+    give = event("acme", "alice", "consent.given", consent(), event_id="reused")
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        for document in (collect, give, collect):
+            publisher.publish(document)
+    first = _consume(settings, ledger)
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        publisher.publish(give)
+    second = _consume(settings, ledger)
+
+    assert (first.stored, first.duplicates, first.deadlettered) == (1, 1, 1)
+    assert (second.stored, second.duplicates, second.deadlettered) == (0, 0, 1)
+    assert [type(e).__name__ for e in ledger.subject_events("acme", "alice")] == [
+        "Registered",
+        "DataCollected",
+    ]
+    assert [reason.split(":")[0] for reason in _reasons(settings)] == ["conflicting duplicate"] * 2
+
+
 def test_publish_file_reports_poison_lines_and_sends_the_rest(settings: Settings, tmp_path: Path) -> None:
     """`publish FILE` refuses deeply nested or overflowing lines, one line each, and sends the others."""
     assert settings.kafka_bootstrap is not None
@@ -115,12 +139,13 @@ def test_publish_file_reports_poison_lines_and_sends_the_rest(settings: Settings
 
 
 def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], settings: Settings) -> None:
-    """Every refused case, full of a canary, is dead-lettered, and neither its headers nor the consumer's
-    log lines (captured from a real `consume` process) quote any of it."""
+    """Every refused case, full of a canary, and a conflicting duplicate are dead-lettered, and neither
+    their headers nor the consumer's log lines (from a real `consume` process) quote any of it."""
     assert settings.kafka_bootstrap is not None
     cases = refused_cases()
+    conflicting = [canary_event(), {**canary_event(), "time": "2026-06-01T00:00:00Z"}]
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
-        for raw in cases.values():
+        for raw in [*cases.values(), *map(orjson.dumps, conflicting)]:
             publisher.publish_unchecked(b"key", raw)
     run = subprocess.run(
         [sys.executable, "-m", "ledger.cli", "consume", "--until-idle"],
@@ -132,7 +157,7 @@ def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], sett
     )
 
     letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
-    assert len(letters) == len(cases)
+    assert len(letters) == len(cases) + 1  # and the conflicting duplicate
     headers = [f"{name}={value.decode()}" for letter in letters for name, value in letter.headers]
     assert [header for header in headers if leaks(header)] == []
     assert "ingest.deadlettered" in run.stderr
