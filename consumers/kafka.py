@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -10,6 +11,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from ledger.errors import ServiceUnavailable
+from ledger.horizon import segment_roll
 from ledger.settings import Settings
 
 # Group joins wait half the session timeout on Tansu; 6000 ms is also real Kafka's minimum.
@@ -38,6 +40,7 @@ def ensure_topics(bootstrap: str, settings: Settings) -> None:
         settings.deadletter_topic: 1,
         settings.purge_topic: 1,
     }
+    configs = topic_configs(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     except KafkaError as error:
@@ -49,9 +52,22 @@ def ensure_topics(bootstrap: str, settings: Settings) -> None:
                 continue
             # Another process may create it between our listing and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, partitions, 1)])
+                admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
     finally:
         admin.close()
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """What every topic the ledger creates is configured with: messages carry personal data, so
+    they are kept only for LEDGER_TOPIC_RETENTION (ledger/horizon.py says when they are gone)."""
+    return {
+        "retention.ms": str(_millis(settings.topic_retention)),
+        "segment.ms": str(_millis(segment_roll(settings.topic_retention))),
+    }
+
+
+def _millis(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
 
 
 def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> KafkaConsumer:

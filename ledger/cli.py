@@ -26,6 +26,7 @@ from ledger.checkpoints import Checkpointer
 from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ErasureRefused, LedgerError, ServiceUnavailable, UsageError
+from ledger.horizon import horizon
 from ledger.policy import changes
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.settings import Settings
@@ -171,8 +172,13 @@ def _operation_commands(command: Command) -> None:
     gen.add_argument("--subjects", type=int, default=1000, help="per tenant")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--bad-out", type=Path, help="also write one malformed message of each kind here")
-    rotate = command("rotate-key", _rotate_key, "re-wrap every data key under a new master key")
-    rotate.add_argument("--new-key-file", type=Path, required=True, help="file holding the new key (base64)")
+    rotate = command(
+        "rotate-key", _rotate_key, "start a new key epoch: re-wrap every data key under a new epoch key"
+    )
+    rotate.add_argument("--new-key-file", type=Path, help="also wrap the epoch keys under this master key")
+    rotate.add_argument(
+        "--retire", action="store_true", help="destroy the old epochs' keys (erasures then reach old copies)"
+    )
 
 
 def _query_commands(command: Command) -> None:
@@ -461,7 +467,18 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
             f"erased subject {args.subject} of tenant {args.tenant}: "
             f"{len(erased.destroyed_keys)} data key(s) destroyed"
         )
+    erased_at = queries.subject_state(ledger, args.tenant, args.subject).erased_at
+    assert erased_at is not None  # projected before erase returned
+    _print_horizon(ledger, settings, erased_at)
     return 0
+
+
+def _print_horizon(ledger: Ledger, settings: Settings, erased_at: datetime) -> None:
+    print("  erasure horizon:")
+    for line in horizon(erased_at, settings.topic_retention, ledger.key_epochs()).lines(
+        settings.topic_retention
+    ):
+        print(f"    {line}")
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
@@ -650,9 +667,19 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
-    new = MasterKey.parse(_read_text(args.new_key_file), str(args.new_key_file))
-    count = ledger.rewrap_keys(new)
-    print(f"re-wrapped {count} data key(s) under master key {new.key_id}")
+    new = (
+        None
+        if args.new_key_file is None
+        else MasterKey.parse(_read_text(args.new_key_file), str(args.new_key_file))
+    )
+    done = ledger.rotate_keys(new, retire=args.retire)
+    print(f"started key epoch {done.epoch}: re-wrapped {done.rewrapped} data key(s) under it")
+    if args.retire:
+        retired = ", ".join(map(str, done.retired)) or "none"
+        print(f"retired epochs: {retired} (old copies of keys they wrapped can no longer be opened)")
+    if new is None:
+        return 0
+    print(f"epoch keys are now wrapped by master key {new.key_id}")
     embedded = settings.home / "master.key"
     if not settings.master_key and not settings.master_key_file:
         embedded.replace(settings.home / "master.key.previous")
@@ -677,6 +704,8 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"subject {document['subject']} of tenant {document['tenant']}")
     print(f"  erased: {'yes, since ' + str(document['erased_at']) if document['erased'] else 'no'}")
+    if state.erased_at is not None:
+        _print_horizon(ledger, settings, state.erased_at)
     print(f"  first seen {document['first_seen']}, last event {document['last_event_at']}")
     if document["account_closed_at"]:
         print(f"  account closed {document['account_closed_at']}")

@@ -31,3 +31,7 @@ class ServiceUnavailable(LedgerError):
 
 class ErasureRefused(LedgerError):
     """Erasure is not allowed now (a legal hold stands); the CLI answers "no" with exit code 1."""
+
+
+class WrongMasterKey(LedgerError):
+    """The master key given is not the one that wrapped the ledger's keys."""

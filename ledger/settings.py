@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from ledger.errors import ConfigError
@@ -36,6 +37,7 @@ class Settings:
     purge_confirm_days: int
     recipients_awaited: bool
     recipients_awaited_except: frozenset[str]
+    topic_retention: timedelta
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -65,6 +67,7 @@ class Settings:
             purge_confirm_days=reader.integer("PURGE_CONFIRM_DAYS", 7, low=1, high=3650),
             recipients_awaited=reader.choice("RECIPIENTS_AWAITED", "all", ("all", "none")) == "all",
             recipients_awaited_except=frozenset(reader.items("RECIPIENTS_AWAITED_EXCEPT")),
+            topic_retention=timedelta(days=reader.integer("TOPIC_RETENTION", 7, low=1, high=3650)),
         )
 
     def awaits_recipients(self, tenant: str) -> bool:

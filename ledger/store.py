@@ -29,7 +29,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
-from ledger.keys import DataKey, KeyStore
+from ledger.keys import DataKey, Epoch, KeyStore
 from ledger.policy import POLICY_ID, RetentionPolicy, digest
 from ledger.purges import OrderBook, PurgeOrder
 from ledger.state import SubjectState, erasure_due
@@ -80,6 +80,15 @@ def fingerprint(fact: RecordFact) -> bytes:
         sorted(fact.personal),
     )
     return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What `rotate-key` did: the epoch it started, the data keys re-wrapped, the epochs retired."""
+
+    epoch: int
+    rewrapped: int
+    retired: list[int]
 
 
 @dataclass(frozen=True)
@@ -531,16 +540,29 @@ class Ledger(Application[UUID]):
             return RetentionPolicy()
         return history
 
-    def rewrap_keys(self, new: MasterKey) -> int:
-        """Re-wrap every live data key under a new master key, in one transaction."""
+    def rotate_keys(self, new: MasterKey | None, *, retire: bool) -> Rotation:
+        """Start a new key epoch and re-wrap every live data key under it, in one transaction; with
+        `new`, the epoch keys are wrapped by that master key from now on; with `retire`, destroy
+        the epochs no data key depends on any more. Events are untouched."""
         if self.keys is None:
             raise ConfigError("key rotation needs the current master key: set LEDGER_MASTER_KEY")
-        with self.writer.datastore.transaction(commit=True) as curs:
-            count = self.keys.rewrap(curs, new)
-        self.master_key = new
-        self.keys = KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", new)
-        log.info("keys.rewrapped", keys=count, kek=new.key_id)
-        return count
+        with self.writer.writing() as curs:  # no data key is created under the old epoch meanwhile
+            epoch, count = self.keys.rotate(curs)
+            if new is not None:
+                self.keys.rewrap_epochs(curs, new)
+            retired = self.keys.retire(curs) if retire else []
+        if new is not None:
+            self.master_key = new
+            self.keys = KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", new)
+        log.info("keys.rotated", epoch=epoch, keys=count, retired=retired, kek=self.keys.master.key_id)
+        return Rotation(epoch, count, retired)
+
+    def key_epochs(self) -> list[Epoch]:
+        """The key epochs not yet retired, oldest first."""
+        if self.keys is None:
+            return []
+        with self.writer.datastore.transaction() as curs:
+            return self.keys.live_epochs(curs)
 
     def subject(self, tenant: str, subject: str) -> Subject:
         """The subject aggregate, rebuilt from its stored events."""

@@ -30,7 +30,7 @@ class Entry:
 def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
     """Every event of the subject (after its registration), oldest first."""
     if ledger.keys is None:
-        keys: dict[UUID, bytes | None] = {}
+        keys: dict[UUID, bytes] = {}
     else:
         with ledger.writer.datastore.transaction() as curs:
             keys = ledger.keys.for_subject(curs, tenant, subject)
@@ -69,7 +69,7 @@ def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
     return entries
 
 
-def _fact(event: Subject.FactRecorded, keys: dict[UUID, bytes | None]) -> Entry:
+def _fact(event: Subject.FactRecorded, keys: dict[UUID, bytes]) -> Entry:
     return Entry(
         version=event.originator_version,
         type=event.wire_type,
@@ -83,11 +83,11 @@ def _fact(event: Subject.FactRecorded, keys: dict[UUID, bytes | None]) -> Entry:
     )
 
 
-def _open(event: Subject.FactRecorded, keys: dict[UUID, bytes | None]) -> dict[str, Any] | str | None:
+def _open(event: Subject.FactRecorded, keys: dict[UUID, bytes]) -> dict[str, Any] | str | None:
     if event.sealed is None or event.key_id is None:
         return None
     secret = keys.get(UUID(event.key_id))
-    if secret is None:
+    if secret is None:  # destroyed
         return ERASED
     try:
         return unseal(secret, event.sealed, seal_context(event.tenant, event.subject, event.event_id))

@@ -12,7 +12,8 @@ from consumers.publisher import Publisher
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer
 from ledger.crypto import MasterKey, Unreadable, master_key
-from ledger.errors import ErasureRefused
+from ledger.errors import ErasureRefused, WrongMasterKey
+from ledger.keys import wrap_context
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
@@ -171,9 +172,13 @@ def test_erase_is_visible_in_the_read_model_at_once(
     """After `erase` returns, with no projector run since, `subject` says erased and `check` denies even
     transactional messages."""
     _ingest(settings, ledger, event("acme", "now", "data.collected", _personal()))
-    assert cli(env, "erase", "acme", "now", "--reason", "ticket 7").returncode == 0
+    erased = cli(env, "erase", "acme", "now", "--reason", "ticket 7")
+    assert erased.returncode == 0
+    assert "in the ledger: unreadable now" in erased.stdout
+    assert "unreadable after the next `rotate-key --retire` (epochs 1 still live)" in erased.stdout
     assert queries.subject_state(ledger, "acme", "now").erased
-    assert "erased: yes, since" in cli(env, "subject", "acme", "now").stdout
+    shown = cli(env, "subject", "acme", "now").stdout
+    assert "erased: yes, since" in shown and "on Kafka topics the ledger created: deleted by" in shown
     check = cli(env, "check", "acme", "now", "--purpose", "service", "--channel", "sms")
     assert check.returncode == 1 and "erased" in check.stdout
 
@@ -222,7 +227,7 @@ def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: L
     new = MasterKey.generate()
     with psycopg.connect(settings.database_url or "") as conn:
         before = conn.execute("SELECT state FROM ledger_events ORDER BY notification_id").fetchall()
-    assert ledger.rewrap_keys(new) == 2
+    assert ledger.rotate_keys(new, retire=False).rewrapped == 2
     with psycopg.connect(settings.database_url or "") as conn:
         assert conn.execute("SELECT state FROM ledger_events ORDER BY notification_id").fetchall() == before
     assert settings.database_url is not None
@@ -236,10 +241,52 @@ def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: L
         rotated.close()
     stale = Ledger(settings.database_url, old)
     try:
-        with pytest.raises(Unreadable):
+        with pytest.raises(WrongMasterKey, match=f"wrong master key \\(fingerprint {old.key_id}\\)"):
             history(stale, "acme", "r1")
     finally:
         stale.close()
+
+
+def test_a_wrong_master_key_is_named_as_such(settings: Settings, ledger: Ledger, env: dict[str, str]) -> None:
+    """A query under another master key fails with one line naming both fingerprints, exit 2."""
+    _ingest(settings, ledger, event("acme", "w1", "data.collected", _personal()))
+    wrong = MasterKey.generate()
+    result = cli(env | {"LEDGER_MASTER_KEY": wrong.text()}, "history", "acme", "w1")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"consent-ledger: error: wrong master key (fingerprint {wrong.key_id})")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert master_key(settings, create=False)[0].key_id in result.stderr
+
+
+def test_a_retired_epoch_leaves_old_copies_of_an_erased_key_unreadable(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """A copy of a data key taken before erasure (an old page, a backup) opens with nothing the ledger
+    has once the key's epoch is retired: not with the master key, not restored into the table."""
+    _ingest(
+        settings,
+        ledger,
+        event("acme", "gone", "data.collected", _personal()),
+        event("acme", "kept", "data.collected", _personal()),
+    )
+    with psycopg.connect(settings.database_url or "") as conn:
+        copy = conn.execute("SELECT * FROM ledger_events_keys WHERE subject = 'gone'").fetchone()
+    assert copy is not None
+    assert cli(env, "erase", "acme", "gone", "--reason", "ticket 9").returncode == 0
+    with psycopg.connect(settings.database_url or "") as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_events_keys").fetchone() == (1,)  # shredded row gone
+
+    rotated = cli(env, "rotate-key", "--retire")
+    assert rotated.returncode == 0 and "retired epochs: 1" in rotated.stdout
+    master = master_key(settings, create=False)[0]
+    with pytest.raises(Unreadable):  # the attack that worked before epochs: the copy and master.key
+        master.unwrap(bytes(copy[3]), wrap_context("acme", "gone", copy[0]))
+    with psycopg.connect(settings.database_url or "") as conn:  # the old copy restored into the table
+        placeholders = ", ".join(["%s"] * len(copy))
+        conn.execute(f"INSERT INTO ledger_events_keys VALUES ({placeholders})", copy)
+    with pytest.raises(Unreadable, match="under epoch 1, which was retired"):
+        history(ledger, "acme", "gone")
+    assert history(ledger, "acme", "kept")[0].personal == {"personal_data": {"phone": PHONE, "name": NAME}}
 
 
 def test_verify_cli_reports_ok(env: dict[str, str], settings: Settings, ledger: Ledger) -> None:

@@ -1,0 +1,31 @@
+"""Topics the ledger creates keep messages, and the personal data in them, only so long."""
+
+from datetime import UTC, datetime, timedelta
+
+from consumers.kafka import topic_configs
+from ledger.horizon import horizon
+from ledger.keys import Epoch
+from ledger.settings import Settings
+
+ERASED_AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_topics_are_created_with_the_configured_retention() -> None:
+    """LEDGER_TOPIC_RETENTION=3 asks the broker to delete messages after 3 days, in segments of a day."""
+    configs = topic_configs(Settings.from_env({"LEDGER_TOPIC_RETENTION": "3"}))
+    assert configs == {"retention.ms": str(3 * 86_400_000), "segment.ms": str(86_400_000)}
+    assert topic_configs(Settings.from_env({}))["retention.ms"] == str(7 * 86_400_000)
+
+
+def test_the_horizon_names_when_each_kind_of_copy_becomes_unreadable() -> None:
+    """Kafka copies go after retention plus a segment roll; old key copies wait for the epochs that
+    existed at the erasure to be retired, and not for later ones."""
+    week = timedelta(days=7)
+    epochs = [Epoch(2, ERASED_AT - timedelta(days=30), 10), Epoch(3, ERASED_AT + timedelta(days=1), 12)]
+    pending = horizon(ERASED_AT, week, epochs)
+    assert pending.kafka_gone_by == ERASED_AT + timedelta(days=8)
+    assert pending.epochs_to_retire == [2]
+    lines = pending.lines(week)
+    assert lines[1].endswith("deleted by 2026-03-09T00:00:00Z (retention 7 days)")
+    assert "after the next `rotate-key --retire` (epochs 2 still live)" in lines[2]
+    assert "unreadable now" in horizon(ERASED_AT, week, epochs[1:]).lines(week)[2]
