@@ -39,6 +39,7 @@ def ensure_topics(bootstrap: str, settings: Settings) -> None:
         settings.events_topic: settings.topic_partitions,
         settings.deadletter_topic: 1,
         settings.purge_topic: 1,
+        settings.checkpoint_topic: 1,
     }
     configs = topic_configs(settings)
     try:

@@ -1,13 +1,15 @@
-"""`verify`: recompute every hash chain and the running hash, and name every break found."""
+"""`verify`: recompute every hash chain and the log's Merkle tree, check every tree head, name every break."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-from ledger import chain
-from ledger.checkpoints import Checkpoint, load_all, notifications
+from ledger import chain, merkle
+from ledger.checkpoints import GENESIS, TreeHead, leaf, load_heads, notifications
+from ledger.signing import PublicKey, WrongSigningKey
 from ledger.store import Ledger
 
 
@@ -40,6 +42,8 @@ class Report:
     events: int = 0
     subjects: int = 0
     last_checkpoint: int | None = None
+    tree_size: int | None = None
+    witnessed: int = 0
     breaks: list[Break] = field(default_factory=list)
 
     @property
@@ -48,11 +52,14 @@ class Report:
         return not self.breaks
 
     def summary(self) -> str:
-        """`ok: N events, M subjects, last checkpoint K`, or the number of breaks."""
-        if self.ok:
-            checkpoint = "none" if self.last_checkpoint is None else str(self.last_checkpoint)
-            return f"ok: {self.events} events, {self.subjects} subjects, last checkpoint {checkpoint}"
-        return f"FAILED: {len(self.breaks)} break(s) in {self.events} events"
+        """`ok: N events, M subjects, last checkpoint K ...`, or the number of breaks."""
+        if not self.ok:
+            return f"FAILED: {len(self.breaks)} break(s) in {self.events} events"
+        checkpoint = (
+            "none" if self.last_checkpoint is None else f"{self.last_checkpoint} (tree size {self.tree_size})"
+        )
+        witnessed = f", {self.witnessed} witnessed checkpoint(s) matched" if self.witnessed else ""
+        return f"ok: {self.events} events, {self.subjects} subjects, last checkpoint {checkpoint}{witnessed}"
 
 
 @dataclass
@@ -64,18 +71,27 @@ class _Tail:
     subject: str | None
 
 
-def verify(ledger: Ledger, key: bytes) -> Report:
-    """Walk the whole log in order, checking each subject's chain and every checkpoint."""
-    report = Report()
-    checkpoints = {point.position: point for point in load_all(ledger)}
-    for point in checkpoints.values():
-        if chain.sign(key, point.position, point.events, point.running_hash) != point.signature:
-            report.breaks.append(Break.in_log(point.position, "checkpoint signature is not valid"))
+def verify(ledger: Ledger, keys: Sequence[PublicKey], witnessed: Sequence[TreeHead] = ()) -> Report:
+    """Walk the whole log in order, checking each subject's chain, and every tree head in the database
+    and in the witnesses against the Merkle tree recomputed from the events.
+
+    Raises WrongSigningKey when none of `keys` signed any of the database's heads: that is a
+    configuration mistake to fix, not evidence of tampering.
+    """
+    heads = load_heads(ledger)
+    keyring = {key.key_id: key for key in keys}
+    _check_keys(heads, keyring)
+    report = Report(witnessed=len(witnessed))
+    report.breaks.extend(_head_breaks(heads, keyring))
+    report.breaks.extend(_witness_breaks(heads, witnessed, keyring))
+    due: dict[int, list[TreeHead]] = {}
+    for head in [*heads, *witnessed]:
+        due.setdefault(head.tree_size, []).append(head)
+    frontier = merkle.Frontier()
     tails: dict[UUID | str, _Tail] = {}
-    running = chain.START
     for notification in notifications(ledger, 0):
         event_hash = chain.notification_hash(notification)
-        running = chain.fold(running, event_hash)
+        frontier.append(leaf(notification))
         report.events += 1
         tail = tails.get(notification.originator_id)
         document = _decode(notification.state)
@@ -90,19 +106,104 @@ def verify(ledger: Ledger, key: bytes) -> Report:
             tails[notification.originator_id] = _Tail(
                 notification.originator_version, event_hash, notification.id, tenant, subject
             )
-        if notification.id in checkpoints:
-            point = checkpoints.pop(notification.id)
-            _compare(point, report.events, running, report)
-            report.last_checkpoint = point.position
-    for point in checkpoints.values():
-        report.breaks.append(
+        for head in due.pop(frontier.size, []):
+            _compare(head, frontier.root(), report)
+    for size, missed in sorted(due.items()):
+        report.breaks.extend(
             Break.in_log(
-                point.position,
-                "the event this checkpoint was taken at is missing (deleted)",
+                head.position,
+                f"checkpoint {head.sequence} covers {size} events but the log holds only "
+                f"{report.events}: events were deleted",
             )
+            for head in missed
         )
+    if heads:
+        report.last_checkpoint, report.tree_size = heads[-1].sequence, heads[-1].tree_size
     report.subjects = len(tails)
     return report
+
+
+def _check_keys(heads: list[TreeHead], keyring: dict[str, PublicKey]) -> None:
+    if heads and not any(head.key_id in keyring for head in heads):
+        signed_by = ", ".join(sorted({head.key_id for head in heads}))
+        given = ", ".join(sorted(keyring)) or "none"
+        raise WrongSigningKey(
+            f"the checkpoints are signed by key {signed_by} but the key given is {given}: configure the "
+            "signing key that signed them (LEDGER_SIGNING_KEY or LEDGER_SIGNING_KEY_FILE), or pass its "
+            "public key with --public-key FILE"
+        )
+
+
+def _signature_problem(head: TreeHead, keyring: dict[str, PublicKey]) -> str | None:
+    key = keyring.get(head.key_id)
+    if key is None:
+        return (
+            f"checkpoint {head.sequence} names signing key {head.key_id}, which is not among the keys given"
+        )
+    if not head.signed_by(key):
+        return f"checkpoint {head.sequence}'s signature is not valid: it was altered or forged"
+    return None
+
+
+def _head_breaks(heads: list[TreeHead], keyring: dict[str, PublicKey]) -> list[Break]:
+    """Each head's signature, and the chain of heads: numbered 1, 2, ... each naming its predecessor."""
+    breaks = []
+    previous: TreeHead | None = None
+    for head in heads:
+        problem = _signature_problem(head, keyring)
+        if problem:
+            breaks.append(Break.in_log(head.position, problem))
+        expected = 1 if previous is None else previous.sequence + 1
+        if head.sequence != expected:
+            breaks.append(
+                Break.in_log(
+                    head.position,
+                    f"checkpoint(s) {expected}..{head.sequence - 1} missing before checkpoint "
+                    f"{head.sequence}: the chain of checkpoints has a gap (deleted)",
+                )
+            )
+        elif head.previous != (GENESIS if previous is None else previous.digest()):
+            breaks.append(
+                Break.in_log(
+                    head.position,
+                    f"checkpoint {head.sequence} does not name checkpoint {expected - 1} as its previous: "
+                    "a checkpoint was rewritten or replaced",
+                )
+            )
+        previous = head
+    return breaks
+
+
+def _witness_breaks(
+    heads: list[TreeHead], witnessed: Sequence[TreeHead], keyring: dict[str, PublicKey]
+) -> list[Break]:
+    """Every witnessed head must be genuine and be in the database exactly as witnessed."""
+    stored = {head.sequence: head for head in heads}
+    breaks = []
+    for head in witnessed:
+        problem = _signature_problem(head, keyring)
+        if problem:
+            breaks.append(Break.in_log(head.position, f"witnessed {problem}"))
+            continue
+        found = stored.get(head.sequence)
+        if found is None:
+            breaks.append(
+                Break.in_log(
+                    head.position,
+                    f"checkpoint {head.sequence} (tree size {head.tree_size}, root "
+                    f"{head.root_hash.hex():.16}...) is witnessed but missing from the database (deleted)",
+                )
+            )
+        elif found != head:
+            breaks.append(
+                Break.in_log(
+                    head.position,
+                    f"checkpoint {head.sequence} in the database differs from the witnessed one "
+                    f"(tree size {found.tree_size} vs {head.tree_size}, root {found.root_hash.hex():.16}... "
+                    f"vs {head.root_hash.hex():.16}...): it was rewritten",
+                )
+            )
+    return breaks
 
 
 def _decode(state: bytes) -> dict[str, Any] | None:
@@ -135,13 +236,13 @@ def _chain_problem(version: int, document: dict[str, Any] | None, tail: _Tail | 
     return None
 
 
-def _compare(point: Checkpoint, events: int, running: bytes, report: Report) -> None:
-    if point.events != events or point.running_hash != running:
+def _compare(head: TreeHead, found: bytes, report: Report) -> None:
+    if head.root_hash != found:
         report.breaks.append(
             Break.in_log(
-                point.position,
-                f"log differs from checkpoint: expected {point.events} events with running hash "
-                f"{point.running_hash.hex():.16}..., found {events} with {running.hex():.16}... "
-                "(an event before it was altered, deleted or reordered)",
+                head.position,
+                f"log differs from checkpoint {head.sequence}: expected root {head.root_hash.hex():.16}... "
+                f"over {head.tree_size} events, found {found.hex():.16}... (an event before it was altered, "
+                "deleted or reordered)",
             )
         )

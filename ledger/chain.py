@@ -1,13 +1,13 @@
-"""Tamper evidence: each subject's events form a hash chain; checkpoints sign the whole log.
+"""Tamper evidence: each subject's events form a hash chain; a Merkle tree covers the whole log.
 
 An event's hash is SHA-256 over a canonical encoding of its stored record (aggregate id, version,
 topic and the stored state bytes, which hold ciphertext, never plaintext), so the chain verifies
 the same before and after a subject's data key is destroyed. Each event after the first stores the
-hash of its predecessor; the running hash folds every event's hash in log order.
+hash of its predecessor; the same hash is the event's leaf in the log's Merkle tree (ledger/merkle.py,
+ledger/checkpoints.py).
 """
 
 import hashlib
-import hmac
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
@@ -32,17 +32,3 @@ def notification_hash(notification: Notification) -> str:
     if not isinstance(originator_id, UUID):
         originator_id = UUID(originator_id)
     return record_hash(originator_id, notification.originator_version, notification.topic, notification.state)
-
-
-def fold(running: bytes, event_hash: str) -> bytes:
-    """The running hash after one more event (32 zero bytes before the first)."""
-    return hashlib.sha256(running + bytes.fromhex(event_hash)).digest()
-
-
-START = bytes(32)
-
-
-def sign(key: bytes, position: int, events: int, running: bytes) -> bytes:
-    """HMAC-SHA256 over a checkpoint's contents."""
-    message = position.to_bytes(8, "big") + events.to_bytes(8, "big") + running
-    return hmac.new(key, message, hashlib.sha256).digest()

@@ -22,14 +22,15 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger import logs, schema, stack
 from ledger.audit import verify
-from ledger.checkpoints import Checkpointer
+from ledger.checkpoints import Checkpointer, Witness
 from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
-from ledger.errors import ErasureRefused, LedgerError, ServiceUnavailable, UsageError
+from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import horizon
 from ledger.policy import changes
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.settings import Settings
+from ledger.signing import PublicKey, read_public_keys, signing_key
 from ledger.state import PURPOSES
 from ledger.store import Ledger
 from projections import queries
@@ -244,13 +245,49 @@ def _audit_commands(command: Command) -> None:
         "erase", _erase, "crypto-shred a subject by hand (refused while a legal hold stands)", who=True
     )
     erase.add_argument("--reason", required=True, help="why (recorded; put no personal data in it)")
-    command("verify", _verify, "recompute every hash chain and checkpoint; exit 1 on any break", json=True)
-    command("checkpoint", _checkpoint, "record a signed checkpoint of the log now")
+    verify_cmd = _public_keys_option(
+        command(
+            "verify",
+            _verify,
+            "recompute every hash chain, the Merkle tree and each checkpoint; exit 1 on any break",
+            json=True,
+        )
+    )
+    verify_cmd.add_argument(
+        "--witness",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a witness file of tree heads (repeatable)",
+    )
+    verify_cmd.add_argument(
+        "--witness-topic",
+        nargs="?",
+        const="",
+        metavar="TOPIC",
+        help="the Kafka topic of tree heads (default LEDGER_CHECKPOINT_TOPIC)",
+    )
+    command("checkpoint", _checkpoint, "sign a tree head of the log now (and hand it to the witnesses)")
+    signing = command("signing-key", _signing_key, "show the checkpoint signing key's id and public key")
+    signing.add_argument("--public", action="store_true", help="print only the public key, to publish")
     rec = command(
         "receipt", _receipt, "a consent receipt (ISO/IEC TS 27560 shape) linked to the hash chain", json=True
     )
     rec.add_argument("tenant")
     rec.add_argument("event_id")
+
+
+def _public_keys_option(cmd: Parser) -> Parser:
+    cmd.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a published signing key (repeatable; default: the configured signing key's)",
+    )
+    return cmd
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
@@ -449,8 +486,25 @@ def _projector(ledger: Ledger, settings: Settings) -> Projector:
 
 
 def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
-    key = master_key(settings, create=False)[0].derive("checkpoint")
-    return Checkpointer(ledger, key, settings.checkpoint_every)
+    from ledger.witness import FileWitness, TopicWitness
+
+    witnesses: list[Witness] = [
+        TopicWitness(lambda: stack.kafka_bootstrap(settings), settings.checkpoint_topic)
+    ]
+    if settings.witness_file:
+        witnesses.append(FileWitness(settings.witness_file))
+    return Checkpointer(ledger, signing_key(settings, create=True), settings.checkpoint_every, witnesses)
+
+
+def _public_keys(args: argparse.Namespace, settings: Settings) -> list[PublicKey]:
+    """The keys given with --public-key, and the configured signing key's (required when none is given)."""
+    keys = read_public_keys(args.public_key)
+    try:
+        keys.append(signing_key(settings, create=False).public)
+    except ConfigError:
+        if not keys:
+            raise
+    return keys
 
 
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
@@ -640,8 +694,15 @@ def _policies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.witness import read_file as read_witness_file
+    from ledger.witness import read_topic as read_witness_topic
+
     ledger = _ledger(settings)
-    report = verify(ledger, master_key(settings, create=False)[0].derive("checkpoint"))
+    witnessed = [head for path in args.witness for head in read_witness_file(path)]
+    if args.witness_topic is not None:
+        bootstrap = stack.kafka_bootstrap(settings)
+        witnessed += read_witness_topic(bootstrap, args.witness_topic or settings.checkpoint_topic)
+    report = verify(ledger, _public_keys(args, settings), witnessed)
     if args.json:
         _print_json({**asdict(report), "ok": report.ok})
     else:
@@ -652,16 +713,25 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = _ledger(settings)
+    ledger = _migrated(settings)
     written = _checkpointer(ledger, settings).step(force=True)
     if not written:
         print("nothing new to checkpoint")
         return 0
     last = written[-1]
     print(
-        f"checkpoint at position {last.position}: {last.events} events, "
-        f"running hash {last.running_hash.hex()}"
+        f"checkpoint {last.sequence} at position {last.position}: tree size {last.tree_size}, "
+        f"root {last.root_hash.hex()}, signed by key {last.key_id}"
     )
+    return 0
+
+
+def _signing_key(args: argparse.Namespace, settings: Settings) -> int:
+    public = signing_key(settings, create=True).public
+    if args.public:
+        print(public.text())
+    else:
+        print(f"key id {public.key_id}, public key {public.text()}")
     return 0
 
 

@@ -10,7 +10,6 @@ moved to another record and still open.
 import base64
 import binascii
 import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -65,10 +64,6 @@ class MasterKey:
     def text(self) -> str:
         """The base64 form, as LEDGER_MASTER_KEY takes it."""
         return base64.b64encode(self.secret).decode()
-
-    def derive(self, purpose: str) -> bytes:
-        """A separate 32-byte key for another purpose (e.g. checkpoint signatures)."""
-        return hmac.new(self.secret, f"consent-ledger {purpose}".encode(), hashlib.sha256).digest()
 
     def wrap(self, data_key: bytes, context: str) -> bytes:
         """Encrypt a data key under this KEK, bound to `context`."""

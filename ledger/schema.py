@@ -12,5 +12,5 @@ def migrate(ledger: Ledger) -> None:
     """Create what is missing: the event store (events, receipts, data keys, purge orders), the
     checkpoints, and the read model with its positions. Safe to run again, and concurrently."""
     ledger.create_tables()
-    retry_schema_change(lambda: checkpoints.create_table(ledger))
+    retry_schema_change(lambda: checkpoints.create_tables(ledger))
     tables.ensure(ledger)

@@ -31,6 +31,10 @@ class Settings:
     master_key: str | None
     master_key_file: Path | None
     checkpoint_every: int
+    signing_key: str | None
+    signing_key_file: Path | None
+    witness_file: Path | None
+    checkpoint_topic: str
     retention_policy: Path | None
     purge_topic: str
     sweep_cron: str
@@ -61,6 +65,10 @@ class Settings:
             master_key=reader.optional("MASTER_KEY"),
             master_key_file=_path(reader.optional("MASTER_KEY_FILE")),
             checkpoint_every=reader.integer("CHECKPOINT_EVERY", 10_000, low=1, high=10**9),
+            signing_key=reader.optional("SIGNING_KEY"),
+            signing_key_file=_path(reader.optional("SIGNING_KEY_FILE")),
+            witness_file=_path(reader.optional("WITNESS_FILE")),
+            checkpoint_topic=reader.text("CHECKPOINT_TOPIC", "ledger.checkpoints"),
             retention_policy=_path(reader.optional("RETENTION_POLICY")),
             purge_topic=reader.text("PURGE_TOPIC", "ledger.purge-orders"),
             sweep_cron=reader.text("SWEEP_CRON", "0 * * * *"),

@@ -13,6 +13,7 @@ from ledger import stack
 from ledger.crypto import MasterKey, master_key
 from ledger.schema import migrate
 from ledger.settings import Settings
+from ledger.signing import SigningKey
 from ledger.store import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,8 @@ def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
         "LEDGER_BATCH_SIZE": "500",
         "LEDGER_PROJECTION_PAGE": "300",
         "LEDGER_MASTER_KEY": MasterKey.generate().text(),
+        "LEDGER_SIGNING_KEY": SigningKey.generate().text(),
+        "LEDGER_CHECKPOINT_TOPIC": f"checkpoints-{tag}",
     }
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

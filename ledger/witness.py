@@ -1,0 +1,95 @@
+"""Witnesses: copies of every tree head kept outside PostgreSQL, and reading them back for `verify`.
+
+Someone able to edit the event table can also delete or rewrite the tree heads beside it; they
+cannot reach an append-only file on another volume or a Kafka topic as easily. A head is handed to
+the witnesses only after its transaction commits, so a witness never holds a head the database
+never had; a crash in between leaves the witness one head short, which the next head (chained to
+it) makes up for.
+"""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import structlog
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from consumers import kafka
+from ledger.checkpoints import TreeHead
+from ledger.errors import ServiceUnavailable, UsageError
+
+log = structlog.get_logger()
+
+
+class FileWitness:
+    """Appends each head as one JSON line to a file and fsyncs it before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, head: TreeHead) -> None:
+        """Append `head`."""
+        line = orjson.dumps(head.document()) + b"\n"
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(descriptor, line)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        except OSError as error:
+            log.error(
+                "checkpoint.unwitnessed", witness=str(self.path), sequence=head.sequence, error=error.strerror
+            )
+
+
+class TopicWitness:
+    """Publishes each head to a Kafka topic (key: its sequence number) and waits for the broker's ack."""
+
+    def __init__(self, bootstrap: Callable[[], str], topic: str) -> None:
+        self.bootstrap = bootstrap  # resolved at the first head, so a checkpointer starts without a broker
+        self.topic = topic
+        self.producer: KafkaProducer | None = None
+
+    def __call__(self, head: TreeHead) -> None:
+        """Publish `head`; a broker that is down is logged, never allowed to stop the checkpointer."""
+        try:
+            if self.producer is None:
+                self.producer = kafka.open_producer(self.bootstrap(), linger_ms=0)
+            future = self.producer.send(
+                self.topic, key=str(head.sequence).encode(), value=orjson.dumps(head.document())
+            )
+            future.get(timeout=10)
+        except (KafkaError, ServiceUnavailable) as error:
+            log.error("checkpoint.unwitnessed", witness=self.topic, sequence=head.sequence, error=str(error))
+
+    def close(self) -> None:
+        """Release the producer."""
+        if self.producer is not None:
+            self.producer.close()
+
+
+def read_file(path: Path) -> list[TreeHead]:
+    """Every head in a witness file; a line that is not a tree head is refused with its number."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise UsageError(f"cannot read witness file {path}: {error.strerror}") from None
+    return [_head(line, f"{path}:{number}") for number, line in enumerate(lines, start=1) if line.strip()]
+
+
+def read_topic(bootstrap: str, topic: str) -> list[TreeHead]:
+    """Every head published on a witness topic."""
+    records = kafka.read_all(bootstrap, topic)
+    return [_head(record.value or b"", f"{topic} offset {record.offset}") for record in records]
+
+
+def _head(line: bytes, origin: str) -> TreeHead:
+    try:
+        return TreeHead.from_document(orjson.loads(line))
+    except (orjson.JSONDecodeError, ValueError) as error:
+        raise UsageError(
+            f"{origin} is not a tree head ({error}): witness lines are written by the checkpointer"
+        ) from None
