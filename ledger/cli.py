@@ -39,7 +39,7 @@ from projections.export import export
 from projections.history import history
 from projections.projector import Projector
 from projections.rebuild import rebuild
-from projections.receipts import receipt
+from projections.receipts import check_receipt, receipt, tree_head
 from projections.retention import expired, overdue, rules_in_force
 from projections.timeline import state_at
 
@@ -272,10 +272,30 @@ def _audit_commands(command: Command) -> None:
     signing = command("signing-key", _signing_key, "show the checkpoint signing key's id and public key")
     signing.add_argument("--public", action="store_true", help="print only the public key, to publish")
     rec = command(
-        "receipt", _receipt, "a consent receipt (ISO/IEC TS 27560 shape) linked to the hash chain", json=True
+        "receipt",
+        _receipt,
+        "a receipt (ISO/IEC TS 27560 shape) for a consent, withdrawal or opt-out, with its inclusion proof",
+        json=True,
     )
     rec.add_argument("tenant")
     rec.add_argument("event_id")
+    head = command(
+        "tree-head", _tree_head, "the newest signed tree head, optionally with a consistency proof"
+    )
+    head.add_argument("--from-size", type=int, help="prove that the tree of this size is a prefix of it")
+    head.add_argument("--out", type=Path, help="write it to this file (default: print)")
+    check = _public_keys_option(
+        command(
+            "verify-receipt", _verify_receipt, "check a receipt offline: record, inclusion proof, signature"
+        )
+    )
+    check.add_argument("file", type=Path, help="the receipt (`receipt --json`)")
+    check.add_argument(
+        "--tree-head",
+        type=Path,
+        metavar="FILE",
+        help="a later tree head (`tree-head --from-size N`) to check against",
+    )
 
 
 def _public_keys_option(cmd: Parser) -> Parser:
@@ -558,9 +578,49 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(document)
         return 0
+    proof = document.pop("proof")
+    document.pop("record")
     for name, value in document.items():
         print(f"{name:<18} {value}")
+    print(
+        f"{'proof':<18} leaf {proof['leaf_index']} of the tree of {proof['tree_size']} events, "
+        f"tree head {proof['tree_head']['sequence']} signed by key {proof['key_id']} (--json for all of it)"
+    )
     return 0
+
+
+def _tree_head(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = _ledger(settings)
+    text = json.dumps(tree_head(ledger, args.from_size), indent=2) + "\n"
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        args.out.write_text(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
+    print(f"wrote the tree head to {args.out}")
+    return 0
+
+
+def _verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
+    later = None if args.tree_head is None else _read_json(args.tree_head)
+    verdict = check_receipt(_read_json(args.file), _public_keys(args, settings), later)
+    for line in verdict.problems:
+        print(f"FAILED: {line}")
+    if verdict.ok:
+        for line in verdict.established:
+            print(f"ok: {line}")
+    return 0 if verdict.ok else 1
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except orjson.JSONDecodeError:
+        raise UsageError(f"{path} is not JSON: pass the file `receipt --json` or `tree-head` wrote") from None
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from ledger.checkpoints import Checkpointer
 from ledger.errors import SubjectErased, UnknownEvent, UsageError
 from ledger.retention import load_policy
+from ledger.settings import Settings
+from ledger.signing import signing_key
 from ledger.store import Ledger
 from projections.export import export
 from projections.history import history
@@ -65,13 +68,16 @@ def _story(ledger: Ledger) -> None:
     )
 
 
-def test_receipt_carries_the_consent_and_its_link_in_the_chain(ledger: Ledger, env: dict[str, str]) -> None:
+def test_receipt_carries_the_consent_and_its_link_in_the_chain(
+    ledger: Ledger, env: dict[str, str], settings: Settings
+) -> None:
     """A receipt names purpose, channel, notice, method and state, and its record hash is the one the
     next event of the subject chains to."""
     _story(ledger)
+    Checkpointer(ledger, signing_key(settings, create=False), every=1000).step(force=True)
     given = receipt(ledger, "acme", "g1")
-    assert (given.purpose, given.channel, given.state, given.notice_version) == (
-        "marketing",
+    assert (given.purposes, given.channel, given.state, given.notice_version) == (
+        ["marketing"],
         "email",
         "granted",
         "2026-01",
@@ -83,7 +89,7 @@ def test_receipt_carries_the_consent_and_its_link_in_the_chain(ledger: Ledger, e
     assert withdrawn.state == "withdrawn"
     assert withdrawn.previous_hash == given.record_hash
     assert withdrawn.position > given.position
-    with pytest.raises(UsageError, match="receipts are for consent events"):
+    with pytest.raises(UsageError, match="receipts are for consent events and opt-outs"):
         receipt(ledger, "acme", "c1")
     with pytest.raises(UnknownEvent):
         receipt(ledger, "globex", "g1")

@@ -8,6 +8,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from ledger.checkpoints import Checkpointer
+from ledger.settings import Settings
+from ledger.signing import signing_key
 from ledger.store import Ledger
 from projections.projector import Projector
 from tests.helpers import cli, collected, fact
@@ -37,7 +40,7 @@ def auditor(env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 def test_auditor_role_answers_every_query_and_writes_nothing(
-    ledger: Ledger, auditor: dict[str, str], tmp_path: Path
+    ledger: Ledger, settings: Settings, auditor: dict[str, str], tmp_path: Path
 ) -> None:
     """With USAGE on the schema and SELECT on its tables, every query command works; a command that
     writes fails with one line saying it needs write access."""
@@ -48,6 +51,7 @@ def test_auditor_role_answers_every_query_and_writes_nothing(
         ]
     )
     Projector(ledger, page=100).run(until_idle=True)
+    Checkpointer(ledger, signing_key(settings, create=False), every=1000).step(force=True)  # for the receipt
     later = ["--at", "2026-06-01T12:00:00Z"]
     window = ["--from", "2025-01-01T00:00:00Z", "--to", "2027-01-01T00:00:00Z"]
     queries = [
