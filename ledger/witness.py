@@ -65,11 +65,6 @@ class TopicWitness:
         except (KafkaError, ServiceUnavailable) as error:
             log.error("checkpoint.unwitnessed", witness=self.topic, sequence=head.sequence, error=str(error))
 
-    def close(self) -> None:
-        """Release the producer."""
-        if self.producer is not None:
-            self.producer.close()
-
 
 def read_file(path: Path) -> list[TreeHead]:
     """Every head in a witness file; a line that is not a tree head is refused with its number."""
