@@ -5,6 +5,7 @@ nothing is lost and nothing is stored twice. A refused message goes to the dead-
 is flushed before the offsets are committed.
 """
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from consumers import kafka
 from consumers.contract import CloudEvent, Contract, Rejected, internal
 from consumers.deadletter import DeadLetters
 from consumers.kafka import Record
+from ledger.retry import Backoff, GaveUp, Retry, Stopped
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact
 
@@ -107,11 +109,13 @@ class Totals:
 class Ingestor:
     """Handles one polled batch: validate, dead-letter, store; the caller commits afterwards."""
 
-    def __init__(self, ledger: Ledger, contract: Contract, deadletters: DeadLetters) -> None:
+    def __init__(
+        self, ledger: Ledger, contract: Contract, deadletters: DeadLetters, totals: Totals | None = None
+    ) -> None:
         self.ledger = ledger
         self.contract = contract
         self.deadletters = deadletters
-        self.totals = Totals()
+        self.totals = totals or Totals()
 
     def handle(self, records: Sequence[Record]) -> None:
         """Process a batch; when it returns, every record is stored or dead-lettered durably."""
@@ -188,8 +192,49 @@ def consume(
     until_idle: bool,
     stop: threading.Event | None = None,
 ) -> Totals:
-    """Run the ingest loop until stopped or, with `until_idle`, until every partition is read."""
+    """Run the ingest loop until stopped or, with `until_idle`, until every partition is read.
+
+    PostgreSQL and Kafka failures are waited out (ledger/retry.py); with `until_idle` only for
+    LEDGER_RETRY_GIVE_UP_S, then `GaveUp` says so.
+    """
     stop = stop or threading.Event()
+    retry = Retry(Backoff.from_settings(settings, bounded=until_idle), "consumer", stop)
+    totals = Totals()
+    with contextlib.suppress(Stopped):
+        while not stop.is_set():
+            try:
+                _session(settings, ledger, bootstrap, totals, retry, until_idle=until_idle, stop=stop)
+                break
+            except GaveUp:
+                raise
+            except Exception as error:  # Kafka failed: open new clients after a pause
+                retry.failed(error)
+    log.info(
+        "ingest.stopped",
+        received=totals.received,
+        stored=totals.stored,
+        duplicates=totals.duplicates,
+        deadlettered=totals.deadlettered,
+    )
+    return totals
+
+
+def _session(
+    settings: Settings,
+    ledger: Ledger,
+    bootstrap: str,
+    totals: Totals,
+    retry: Retry,
+    *,
+    until_idle: bool,
+    stop: threading.Event,
+) -> None:
+    """Ingest with one set of Kafka clients until stopped or idle.
+
+    A batch that PostgreSQL refuses for now is stored again after a pause (its offsets stay
+    uncommitted meanwhile); a Kafka failure closes the clients and propagates, and the group then
+    re-delivers from the last committed offsets, where idempotent appends make repeats no-ops.
+    """
     kafka.ensure_topics(bootstrap, settings)
     consumer = kafka.open_consumer(bootstrap, settings)
     producer = kafka.open_producer(bootstrap)
@@ -197,8 +242,9 @@ def consume(
         ledger,
         Contract(settings.max_message_bytes),
         DeadLetters(producer, settings.deadletter_topic),
+        totals,
     )
-    seconds = ingestor.totals.seconds
+    seconds = totals.seconds
     quiet_polls = 0
     try:
         while not stop.is_set():
@@ -208,26 +254,17 @@ def consume(
             if not records:  # an idle poll (or the group join) is not consume time
                 quiet_polls += 1
                 if until_idle and quiet_polls >= 2 and kafka.caught_up(consumer):
-                    break
+                    return
                 continue
             quiet_polls = 0
             seconds["consume"] += time.perf_counter() - polled
-            if ingestor.totals.first_record_at is None:
-                ingestor.totals.first_record_at = polled
-            ingestor.handle(records)
+            if totals.first_record_at is None:
+                totals.first_record_at = polled
+            retry.call(lambda: ingestor.handle(records))  # noqa: B023 - called at once, in this iteration
             committing = time.perf_counter()
             kafka.commit(consumer, records)
-            ingestor.totals.last_commit_at = time.perf_counter()
-            seconds["commit"] += ingestor.totals.last_commit_at - committing
+            totals.last_commit_at = time.perf_counter()
+            seconds["commit"] += totals.last_commit_at - committing
     finally:
         consumer.close(autocommit=False)
         producer.close()
-    totals = ingestor.totals
-    log.info(
-        "ingest.stopped",
-        received=totals.received,
-        stored=totals.stored,
-        duplicates=totals.duplicates,
-        deadlettered=totals.deadlettered,
-    )
-    return totals

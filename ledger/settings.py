@@ -42,6 +42,9 @@ class Settings:
     recipients_awaited: bool
     recipients_awaited_except: frozenset[str]
     topic_retention: timedelta
+    retry_initial_ms: int
+    retry_max_ms: int
+    retry_give_up_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -76,6 +79,9 @@ class Settings:
             recipients_awaited=reader.choice("RECIPIENTS_AWAITED", "all", ("all", "none")) == "all",
             recipients_awaited_except=frozenset(reader.items("RECIPIENTS_AWAITED_EXCEPT")),
             topic_retention=timedelta(days=reader.integer("TOPIC_RETENTION", 7, low=1, high=3650)),
+            retry_initial_ms=reader.integer("RETRY_INITIAL_MS", 500, low=1, high=60_000),
+            retry_max_ms=reader.integer("RETRY_MAX_MS", 30_000, low=1, high=3_600_000),
+            retry_give_up_s=reader.integer("RETRY_GIVE_UP_S", 120, low=0, high=86_400),
         )
 
     def awaits_recipients(self, tenant: str) -> bool:

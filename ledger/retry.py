@@ -1,0 +1,173 @@
+"""Waiting out faults: capped exponential backoff with jitter, shared by the consumer, projector and
+scheduler, and a supervisor that restarts a component thread that failed.
+
+A PostgreSQL or Kafka outage is a pause, not an exit: each failed attempt logs `retry.waiting` (the
+component, the attempt, the delay and the error's class, never its message, which may quote data) and
+waits `initial * 2**(attempt - 1)` seconds, capped, with jitter so that many clients do not return in
+step. A bounded backoff (the `--until-idle` runs) gives up once the failures would have lasted longer
+than its patience, with one line saying so, so that scripts never hang.
+"""
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
+from kafka.errors import KafkaError
+
+from ledger.errors import LedgerError, ServiceUnavailable
+from ledger.settings import Settings
+
+T = TypeVar("T")
+
+
+class GaveUp(LedgerError):
+    """A bounded retry ran out of patience; the CLI prints the one line and exits 2."""
+
+
+class Stopped(Exception):  # control flow, not an error: the component was asked to stop
+    """The component was asked to stop while it waited to try again."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before each retry, and (when bounded) how long to keep failing before giving up."""
+
+    initial: float  # seconds before the first retry
+    cap: float  # the longest single wait
+    give_up: float | None = None  # seconds of consecutive failure before giving up; None: never
+
+    def delay(self, attempt: int, draw: float) -> float:
+        """The wait before retry `attempt` (1, 2, ...), given a `draw` in [0, 1): between half and all
+        of the capped exponential step ("equal jitter": never zero, never in step with other clients)."""
+        step = min(self.cap, self.initial * 2.0 ** min(attempt - 1, 64))
+        return step * (0.5 + draw / 2)
+
+    def exhausted(self, failing_for: float, delay: float) -> bool:
+        """True when waiting `delay` more after `failing_for` seconds of failure would exceed the patience."""
+        return self.give_up is not None and failing_for + delay > self.give_up
+
+    @classmethod
+    def default(cls, *, bounded: bool) -> "Backoff":
+        """The backoff of the default settings, for callers that were given none."""
+        return cls.from_settings(Settings.from_env({}), bounded=bounded)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bounded: bool) -> "Backoff":
+        """The configured backoff; `bounded` (an `--until-idle` run) gives up after LEDGER_RETRY_GIVE_UP_S."""
+        return cls(
+            settings.retry_initial_ms / 1000,
+            settings.retry_max_ms / 1000,
+            settings.retry_give_up_s if bounded else None,
+        )
+
+
+def transient(error: BaseException) -> bool:
+    """True for failures worth waiting out: PostgreSQL or Kafka unreachable, restarting, or dropping
+    connections. Anything else is a bug or bad data, and retrying would only repeat it."""
+    return isinstance(
+        error,
+        OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError | KafkaError,
+    ) or (isinstance(error, ServiceUnavailable) and not isinstance(error, GaveUp))
+
+
+class Retry:
+    """Consecutive failures of one component: waits between attempts, forgets them after a success."""
+
+    def __init__(
+        self,
+        backoff: Backoff,
+        component: str,
+        stop: threading.Event,
+        *,
+        retry_on: Callable[[BaseException], bool] = transient,
+        draw: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backoff = backoff
+        self.component = component
+        self.stop = stop
+        self.retry_on = retry_on
+        self.draw = draw
+        self.clock = clock
+        self.attempt = 0
+        self.failing_since: float | None = None
+
+    def call(self, action: Callable[[], T]) -> T:
+        """`action()`, tried again after a pause for as long as it fails in a way worth waiting out."""
+        while True:
+            try:
+                result = action()
+            except Exception as error:
+                self.failed(error)
+                continue
+            self.succeeded()
+            return result
+
+    def succeeded(self) -> None:
+        """The component made progress: the next failure starts from the first, shortest wait."""
+        self.attempt = 0
+        self.failing_since = None
+
+    def failed(self, error: Exception) -> None:
+        """Wait before the next attempt after `error`.
+
+        Re-raises `error` when it is not worth waiting out; raises `GaveUp` when a bounded backoff's
+        patience is spent, and `Stopped` when the component is asked to stop during the wait.
+        """
+        if not self.retry_on(error):
+            raise error
+        now = self.clock()
+        if self.failing_since is None:
+            self.failing_since = now
+        self.attempt += 1
+        delay = self.backoff.delay(self.attempt, self.draw())
+        failing_for = now - self.failing_since
+        if self.backoff.exhausted(failing_for, delay):
+            raise GaveUp(
+                f"{self.component} gave up after {self.attempt} failed attempt(s) in {failing_for:.0f} s "
+                f"(last: {type(error).__name__}): check that PostgreSQL and Kafka are up "
+                "(LEDGER_RETRY_GIVE_UP_S sets how long --until-idle waits)"
+            ) from None
+        _log().warning(
+            "retry.waiting",
+            component=self.component,
+            attempt=self.attempt,
+            delay=round(delay, 3),
+            error=type(error).__name__,
+        )
+        if self.stop.wait(delay):
+            raise Stopped
+
+
+def keep_alive(component: str, start: Callable[[], T], stop: threading.Event, backoff: Backoff) -> T | None:
+    """Run `start()` until it returns; whatever it raises is logged and it is started again after a
+    pause, so a component of `run` never dies silently. None when stopped before it returned."""
+    retry = Retry(backoff, component, stop, retry_on=lambda _: True)
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            return start()
+        except Stopped:
+            break
+        except Exception as error:
+            _log().error("component.failed", component=component, error=type(error).__name__)
+            if time.monotonic() - started > backoff.cap:  # it ran healthy for a while: start over
+                retry.succeeded()
+            try:
+                retry.failed(error)
+            except Stopped:
+                break
+    return None
+
+
+def _log() -> structlog.typing.FilteringBoundLogger:
+    # Looked up per line, not once per module: the CLI caches loggers on first use, and a logger
+    # cached before a test captured the logs would write past the capture.
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger()
+    return logger
