@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from consumers import kafka
 from ledger.errors import ConfigError, ErasureRefused
 from ledger.purges import PurgeOrder, orders_for
+from ledger.retry import Backoff, Retry, Stopped
 from ledger.settings import Settings
 from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
@@ -130,19 +131,36 @@ def cloudevent(order: PurgeOrder, now: datetime) -> dict[str, Any]:
     }
 
 
-def run(sweeper: Sweeper, cron: str, stop: threading.Event) -> None:
-    """Sweep on the cron schedule (a missed run within an hour still runs once) until `stop`."""
+def sweep_once(sweeper: Sweeper, now: datetime, backoff: Backoff, stop: threading.Event) -> Sweep | None:
+    """One sweep as of `now`, PostgreSQL and Kafka failures waited out (a sweep is idempotent, so a
+    retry after a failure half-way orders nothing twice)."""
+    return Retry(backoff, "scheduler", stop).call(lambda: sweeper.sweep(now))
+
+
+def cron_trigger(cron: str) -> CronTrigger:
+    """The schedule of LEDGER_SWEEP_CRON, or a one-line error saying what a crontab line looks like."""
     try:
-        trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+        return CronTrigger.from_crontab(cron, timezone=UTC)
     except ValueError:
         raise ConfigError(f"LEDGER_SWEEP_CRON={cron!r} is not a crontab line such as '0 * * * *'") from None
+
+
+def run(sweeper: Sweeper, trigger: CronTrigger, stop: threading.Event, backoff: Backoff) -> None:
+    """Sweep on the cron schedule (a missed run within an hour still runs once) until `stop`.
+
+    A sweep that fails for anything but an outage is logged (`sweep.failed`) and the next one runs
+    on schedule: the scheduler itself never stops.
+    """
+
+    def job() -> None:
+        try:
+            sweep_once(sweeper, datetime.now(UTC), backoff, stop)
+        except Stopped:
+            return
+        except Exception as error:
+            log.error("sweep.failed", error=type(error).__name__)
+
     scheduler = BlockingScheduler(timezone=UTC)
-    scheduler.add_job(
-        lambda: sweeper.sweep(datetime.now(UTC)),
-        trigger,
-        misfire_grace_time=3600,
-        coalesce=True,
-        max_instances=1,
-    )
+    scheduler.add_job(job, trigger, misfire_grace_time=3600, coalesce=True, max_instances=1)
     threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
     scheduler.start()

@@ -29,6 +29,7 @@ from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnava
 from ledger.horizon import horizon
 from ledger.policy import changes
 from ledger.retention import Rule, parse_policy, policy_document
+from ledger.retry import Backoff, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
 from ledger.state import PURPOSES
@@ -407,7 +408,8 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 def _project(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _migrated(settings)
     projector = _projector(ledger, settings)
-    progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal())
+    backoff = Backoff.from_settings(settings, bounded=args.until_idle)
+    progress = projector.run(until_idle=args.until_idle, stop=_stop_on_signal(), backoff=backoff)
     print(f"projected {progress.applied} events, position {progress.position}")
     return 0
 
@@ -449,7 +451,7 @@ def _progress_bar(title: str) -> Callable[[int, int, float], None]:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from consumers import ingest
-    from consumers.scheduler import Sweeper
+    from consumers.scheduler import Sweeper, cron_trigger, sweep_once
     from consumers.scheduler import run as run_scheduler
 
     ledger = _start(settings)
@@ -457,37 +459,51 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     projector = _projector(ledger, settings)
     sweeper = Sweeper(ledger, settings, found.database_url, found.kafka_bootstrap)
     stop = _stop_on_signal()
+    backoff = Backoff.from_settings(settings, bounded=args.until_idle)
     if args.until_idle:
         totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=True, stop=stop)
-        progress = projector.run(until_idle=True, stop=stop)
-        sweeper.sweep(datetime.now(UTC))
+        progress = projector.run(until_idle=True, stop=stop, backoff=backoff)
+        sweep_once(sweeper, datetime.now(UTC), backoff, stop)
     else:
+        trigger = cron_trigger(settings.sweep_cron)
+        components: dict[str, Callable[[], object]] = {
+            "projector": lambda: projector.run(until_idle=False, stop=stop, backoff=backoff),
+            "scheduler": lambda: run_scheduler(sweeper, trigger, stop, backoff),
+        }
         workers = [
-            threading.Thread(target=projector.run, kwargs={"until_idle": False, "stop": stop}, daemon=True),
-            threading.Thread(target=run_scheduler, args=(sweeper, settings.sweep_cron, stop), daemon=True),
+            threading.Thread(target=keep_alive, args=(name, start, stop, backoff), daemon=True)
+            for name, start in components.items()
         ]
         for worker in workers:
             worker.start()
-        totals = ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=False, stop=stop)
+
+        def consume() -> ingest.Totals:
+            return ingest.consume(settings, ledger, found.kafka_bootstrap, until_idle=False, stop=stop)
+
+        totals = keep_alive("consumer", consume, stop, backoff) or ingest.Totals()
         stop.set()
         for worker in workers:
             worker.join()
-        progress = projector.run(until_idle=True)
+        progress = projector.run(until_idle=True, backoff=Backoff.from_settings(settings, bounded=True))
     print(f"{totals.summary()}, projected {progress.applied}")
     return 0
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.scheduler import Sweeper
+    from consumers.scheduler import Sweeper, cron_trigger, sweep_once
     from consumers.scheduler import run as run_scheduler
 
     bootstrap = stack.kafka_bootstrap(settings)
     ledger = _migrated(settings)
     sweeper = Sweeper(ledger, settings, ledger.database_url, bootstrap)
+    stop = _stop_on_signal()
     if not args.until_idle:
-        run_scheduler(sweeper, settings.sweep_cron, _stop_on_signal())
+        backoff = Backoff.from_settings(settings, bounded=False)
+        run_scheduler(sweeper, cron_trigger(settings.sweep_cron), stop, backoff)
         return 0
-    done = sweeper.sweep(args.at or datetime.now(UTC))
+    done = sweep_once(
+        sweeper, args.at or datetime.now(UTC), Backoff.from_settings(settings, bounded=True), stop
+    )
     if done is None:
         print("another scheduler is sweeping; nothing done")
         return 0

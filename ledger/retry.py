@@ -9,6 +9,7 @@ than its patience, with one line saying so, so that scripts never hang.
 """
 
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +19,13 @@ from typing import TypeVar
 import psycopg
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
-from kafka.errors import KafkaError
 
 from ledger.errors import LedgerError, ServiceUnavailable
 from ledger.settings import Settings
 
 T = TypeVar("T")
+# The library's translations of psycopg's errors, and psycopg's own (from our raw connections).
+POSTGRES_OUTAGES = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class GaveUp(LedgerError):
@@ -70,10 +72,16 @@ class Backoff:
 def transient(error: BaseException) -> bool:
     """True for failures worth waiting out: PostgreSQL or Kafka unreachable, restarting, or dropping
     connections. Anything else is a bug or bad data, and retrying would only repeat it."""
-    return isinstance(
-        error,
-        OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError | KafkaError,
-    ) or (isinstance(error, ServiceUnavailable) and not isinstance(error, GaveUp))
+    # kafka-python is looked up, not imported: it costs queries ~90 ms at start, and where it was never
+    # imported no Kafka error can have been raised.
+    kafka_errors = sys.modules.get("kafka.errors")
+    return (
+        isinstance(
+            error, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
+        )
+        or (kafka_errors is not None and isinstance(error, kafka_errors.KafkaError))
+        or (isinstance(error, ServiceUnavailable) and not isinstance(error, GaveUp))
+    )
 
 
 class Retry:

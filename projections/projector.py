@@ -4,6 +4,7 @@ Each page is applied in one transaction together with the new tracking position,
 where the last committed page ended and a rebuild from zero produces the same tables.
 """
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import structlog
 from psycopg.sql import SQL
 
 from ledger.checkpoints import Checkpointer
+from ledger.retry import Backoff, Retry, Stopped
 from ledger.state import erasure_due
 from ledger.store import Ledger
 from ledger.subject import Subject, subject_id
@@ -103,20 +105,29 @@ class Projector:
             if not self.step():
                 time.sleep(0.05)  # another projector holds the page; it moves the position for us
 
-    def run(self, *, until_idle: bool, stop: threading.Event | None = None) -> Progress:
-        """Apply pages until stopped or, with `until_idle`, until the store has nothing new."""
+    def run(
+        self, *, until_idle: bool, stop: threading.Event | None = None, backoff: Backoff | None = None
+    ) -> Progress:
+        """Apply pages until stopped or, with `until_idle`, until the store has nothing new.
+
+        A page that fails because PostgreSQL is away is applied again after a pause (`backoff`,
+        default: the default LEDGER_RETRY_* settings); its position only moves with its rows, so
+        nothing is applied twice.
+        """
         stop = stop or threading.Event()
+        retry = Retry(backoff or Backoff.default(bounded=until_idle), "projector", stop)
         progress = Progress()
-        while not stop.is_set():
-            applied = self.step()
-            progress.applied += applied
-            if applied:
-                log.info("projection.page", projection=NAME, events=applied)
-            elif until_idle:
-                break
-            else:
-                time.sleep(0.2)
-        progress.position = self.position()
+        with contextlib.suppress(Stopped):
+            while not stop.is_set():
+                applied = retry.call(self.step)
+                progress.applied += applied
+                if applied:
+                    log.info("projection.page", projection=NAME, events=applied)
+                elif until_idle:
+                    break
+                else:
+                    stop.wait(0.2)
+            progress.position = retry.call(self.position)
         return progress
 
     def _position(self, curs: tables.Cursor, *, lock: bool) -> int:
