@@ -33,22 +33,27 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
 
 
+def topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    """The ledger's topics: partitions and configuration of each. Tree heads carry no personal data
+    and are the evidence a witness exists for, so the checkpoint topic keeps them for ever."""
+    expiring = topic_configs(settings)
+    return {
+        settings.events_topic: (settings.topic_partitions, expiring),
+        settings.deadletter_topic: (1, expiring),
+        settings.purge_topic: (1, expiring),
+        settings.checkpoint_topic: (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
+    }
+
+
 def ensure_topics(bootstrap: str, settings: Settings) -> None:
     """Create the ledger's topics where missing (idempotent)."""
-    wanted = {
-        settings.events_topic: settings.topic_partitions,
-        settings.deadletter_topic: 1,
-        settings.purge_topic: 1,
-        settings.checkpoint_topic: 1,
-    }
-    configs = topic_configs(settings)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     except KafkaError as error:
         raise _unreachable(bootstrap, error) from None
     try:
         existing = set(admin.list_topics())
-        for name, partitions in wanted.items():
+        for name, (partitions, configs) in topics(settings).items():
             if name in existing:
                 continue
             # Another process may create it between our listing and our request.

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from consumers.kafka import topic_configs
+from consumers.kafka import topic_configs, topics
 from ledger.horizon import horizon
 from ledger.keys import Epoch
 from ledger.settings import Settings
@@ -15,6 +15,15 @@ def test_topics_are_created_with_the_configured_retention() -> None:
     configs = topic_configs(Settings.from_env({"LEDGER_TOPIC_RETENTION": "3"}))
     assert configs == {"retention.ms": str(3 * 86_400_000), "segment.ms": str(86_400_000)}
     assert topic_configs(Settings.from_env({}))["retention.ms"] == str(7 * 86_400_000)
+
+
+def test_the_checkpoint_topic_keeps_tree_heads_for_ever() -> None:
+    """Witnessed tree heads never expire, while every topic that can carry personal data does."""
+    settings = Settings.from_env({"LEDGER_TOPIC_RETENTION": "3"})
+    planned = topics(settings)
+    assert planned[settings.checkpoint_topic][1]["retention.ms"] == "-1"
+    others = [configs for name, (_, configs) in planned.items() if name != settings.checkpoint_topic]
+    assert len(others) == 3 and all(configs == topic_configs(settings) for configs in others)
 
 
 def test_the_horizon_names_when_each_kind_of_copy_becomes_unreadable() -> None:
