@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.rebuild
 	$(BIN)/python -m bench.breach
 	$(BIN)/python -m bench.pointintime
+	$(BIN)/python -m bench.checkpoint
 
 down: install
 	$(CLI) down
