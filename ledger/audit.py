@@ -43,7 +43,7 @@ class Report:
     subjects: int = 0
     last_checkpoint: int | None = None
     tree_size: int | None = None
-    witnessed: int = 0
+    witnessed: int | None = None
     breaks: list[Break] = field(default_factory=list)
 
     @property
@@ -58,7 +58,7 @@ class Report:
         checkpoint = (
             "none" if self.last_checkpoint is None else f"{self.last_checkpoint} (tree size {self.tree_size})"
         )
-        witnessed = f", {self.witnessed} witnessed checkpoint(s) matched" if self.witnessed else ""
+        witnessed = "" if self.witnessed is None else f", {self.witnessed} witnessed checkpoint(s) matched"
         return f"ok: {self.events} events, {self.subjects} subjects, last checkpoint {checkpoint}{witnessed}"
 
 
@@ -71,7 +71,7 @@ class _Tail:
     subject: str | None
 
 
-def verify(ledger: Ledger, keys: Sequence[PublicKey], witnessed: Sequence[TreeHead] = ()) -> Report:
+def verify(ledger: Ledger, keys: Sequence[PublicKey], witnessed: Sequence[TreeHead] | None = None) -> Report:
     """Walk the whole log in order, checking each subject's chain, and every tree head in the database
     and in the witnesses against the Merkle tree recomputed from the events.
 
@@ -81,7 +81,8 @@ def verify(ledger: Ledger, keys: Sequence[PublicKey], witnessed: Sequence[TreeHe
     heads = load_heads(ledger)
     keyring = {key.key_id: key for key in keys}
     _check_keys(heads, keyring)
-    report = Report(witnessed=len(witnessed))
+    report = Report(witnessed=None if witnessed is None else len(witnessed))
+    witnessed = witnessed or []
     report.breaks.extend(_head_breaks(heads, keyring))
     report.breaks.extend(_witness_breaks(heads, witnessed, keyring))
     due: dict[int, list[TreeHead]] = {}

@@ -778,7 +778,8 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.witness_topic is not None:
         bootstrap = stack.kafka_bootstrap(settings)
         witnessed += read_witness_topic(bootstrap, args.witness_topic or settings.checkpoint_topic)
-    report = verify(ledger, _public_keys(args, settings), witnessed)
+    given = args.witness or args.witness_topic is not None
+    report = verify(ledger, _public_keys(args, settings), witnessed if given else None)
     if args.json:
         _print_json({**asdict(report), "ok": report.ok})
     else:

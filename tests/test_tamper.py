@@ -143,7 +143,7 @@ def test_the_witness_topic_catches_deleted_checkpoints(
     """Every checkpoint also goes to the Kafka topic, and `verify --witness-topic` reads it back."""
     ledger.append(_facts(0, 4))
     assert cli(env, "checkpoint").returncode == 0
-    assert cli(env, "verify", "--witness-topic").returncode == 0
+    assert "1 witnessed checkpoint(s) matched" in cli(env, "verify", "--witness-topic").stdout
     _edit_last_event_and_drop_checkpoints(settings, "true")
     result = cli(env, "verify", "--witness-topic")
     assert result.returncode == 1, result.stderr
