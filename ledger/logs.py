@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
@@ -25,8 +26,19 @@ def configure(settings: Settings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
     # kafka-python logs reconnect chatter at WARNING; it is noise beside our own structured lines.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+class _Stderr:
+    """`sys.stderr` as it is when a line is written, not as it was when logging was configured: loggers
+    are cached on first use, and a caller (a test calling `main`) may have swapped and closed it since."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
