@@ -23,28 +23,26 @@ from eventsourcing.persistence import PersistenceError
 from ledger import logs, schema, stack
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer, Witness
-from ledger.contact import decide
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import horizon
-from ledger.policy import changes
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.retry import Backoff, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
-from ledger.state import PURPOSES
+from ledger.state import CHANNELS, PURPOSES
 from ledger.store import Ledger
 from projections import queries
 from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
+from projections.policies import adoptions
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.receipts import check_receipt, receipt, tree_head
-from projections.retention import expired, overdue, rules_in_force
-from projections.timeline import state_at
+from projections.retention import expired, overdue, rules_in_force, unconfirmed_orders
+from projections.timeline import may_contact_at, state_at
 
-CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
 Handler = Callable[[argparse.Namespace, Settings], int]
 # Times given on the command line: what the contract accepts for event times, so that no retention
 # or deadline arithmetic on them can leave the calendar.
@@ -53,10 +51,11 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_DAYS = 36_500  # `--within`: a century
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line, run the subcommand, and turn every failure into one line."""
+def main(argv: Sequence[str] | None = None, extra: Callable[["Command"], None] | None = None) -> int:
+    """Parse the command line, run the subcommand, and turn every failure into one line; `extra`
+    adds commands defined outside this package (the HTTP server, API keys)."""
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(extra).parse_args(argv)
         settings = Settings.from_env()
         logs.configure(settings)
         handler: Handler = args.handler
@@ -108,7 +107,7 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extra: Callable[["Command"], None] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="consent-ledger",
         description="Event-sourced consent and retention ledger. Settings: LEDGER_* variables.",
@@ -129,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     _query_commands(command)
     _retention_commands(command)
     _audit_commands(command)
+    if extra is not None:
+        extra(command)
     return parser
 
 
@@ -699,8 +700,7 @@ def _overdue(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
     now = args.at or datetime.now(UTC)
     clocks = overdue(ledger, args.tenant, now, timedelta(days=args.within))
-    with ledger.writer.datastore.transaction() as curs:
-        orders = ledger.orders.overdue(curs, args.tenant, now - timedelta(days=settings.purge_confirm_days))
+    orders = unconfirmed_orders(ledger, args.tenant, now, settings.purge_confirm_days)
     if args.json:
         _print_json(
             {"requests": [queries.plain(asdict(c)) for c in clocks], "purge_orders": queries.plain(orders)}
@@ -737,25 +737,7 @@ def _adopt_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 def _policies(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
-    history = ledger.policy()
-    adoptions = history.adoptions
-    if args.at is not None:
-        in_force = history.at(args.at)
-        adoptions = [] if in_force is None else [in_force]
-    rows = []
-    for adoption in adoptions:
-        before = history.adoptions.index(adoption)
-        previous = history.adoptions[before - 1].document if before else None
-        rows.append(
-            {
-                "adopted_at": queries.plain(adoption.timestamp),
-                "adopted_by": adoption.adopted_by,
-                "reason": adoption.reason,
-                "digest": adoption.digest,
-                "changes": changes(previous, adoption.document),
-                "rules": [rule["id"] for rule in adoption.document["rule"]],
-            }
-        )
+    rows = adoptions(ledger, args.at)
     if args.json:
         _print_json(rows)
         return 0
@@ -884,9 +866,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
     if args.at or args.known_at:
         at = args.at or datetime.now(UTC)
-        past = state_at(ledger, args.tenant, args.subject, at, args.known_at)
-        consent = past.consent.get((args.purpose, args.channel))
-        decision = decide(past.erased, args.purpose, args.channel, consent)
+        decision = may_contact_at(
+            ledger, args.tenant, args.subject, args.purpose, args.channel, at=at, known_at=args.known_at
+        )
     else:
         decision = queries.may_contact(ledger, args.tenant, args.subject, args.purpose, args.channel)
     if args.json:

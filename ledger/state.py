@@ -20,6 +20,7 @@ PURPOSES = (
     "service", "support", "billing", "security", "marketing", "analytics",
     "product_improvement", "advertising", "legal_compliance",
 )  # fmt: skip
+CHANNELS = ("sms", "voice", "email", "web_chat", "push", "web")
 
 
 @dataclass

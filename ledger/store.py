@@ -26,6 +26,7 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ledger.access import AccessLog, ApiKeys
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
@@ -268,9 +269,14 @@ class Ledger(Application[UUID]):
             else KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", master_key)
         )
         self.orders = OrderBook(self.writer.datastore.schema, f"{self.writer.events_table_name}_purge_orders")
+        self.api_keys = ApiKeys(self.writer.datastore.schema, f"{self.writer.events_table_name}_api_keys")
+        self.access_log = AccessLog(
+            self.writer.datastore.schema, f"{self.writer.events_table_name}_access_log"
+        )
 
     def create_tables(self) -> None:
-        """Create the event table, its receipts, the data keys and the purge orders where missing.
+        """Create the event table, its receipts, the data keys, the purge orders, the API keys and the
+        access log where missing.
 
         Never done on construction: a query must work for a role that may only SELECT
         (ledger/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
@@ -281,6 +287,9 @@ class Ledger(Application[UUID]):
     def _create_side_tables(self) -> None:
         with self.writer.datastore.transaction(commit=True) as curs:
             curs.execute(self.orders.create_statement())
+            curs.execute(self.api_keys.create_statement())
+            for statement in self.access_log.create_statements():
+                curs.execute(statement)
             for statement in [] if self.keys is None else self.keys.create_statements():
                 curs.execute(statement)
 

@@ -59,3 +59,11 @@ def _states(ledger: Ledger, tenant: str | None, which: SQL = HELD_HOLDINGS) -> I
             states = tables.load(curs, keys)
         yield from (states[key] for key in keys)
         after = keys[-1]
+
+
+def unconfirmed_orders(
+    ledger: Ledger, tenant: str, now: datetime, confirm_days: int
+) -> list[dict[str, object]]:
+    """The tenant's purge orders sent more than `confirm_days` before `now` and still unconfirmed."""
+    with ledger.writer.datastore.transaction() as curs:
+        return ledger.orders.overdue(curs, tenant, now - timedelta(days=confirm_days))

@@ -7,6 +7,7 @@ are decoded by the projector's fast path, which made this about twice as fast fo
 
 from datetime import datetime
 
+from ledger.contact import Decision, decide
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections.changes import PROJECTED, decode_all, fold
@@ -26,3 +27,19 @@ def state_at(
     state = SubjectState(tenant=tenant, subject=subject)
     fold({(tenant, subject): state}, timeline)
     return state
+
+
+def may_contact_at(
+    ledger: Ledger,
+    tenant: str,
+    subject: str,
+    purpose: str,
+    channel: str,
+    *,
+    at: datetime,
+    known_at: datetime | None = None,
+) -> Decision:
+    """`may_contact` as it would have been answered at event time `at`, knowing what was recorded by
+    `known_at`."""
+    past = state_at(ledger, tenant, subject, at, known_at)
+    return decide(past.erased, purpose, channel, past.consent.get((purpose, channel)))
