@@ -45,6 +45,11 @@ class Settings:
     retry_initial_ms: int
     retry_max_ms: int
     retry_give_up_s: int
+    http_host: str
+    http_port: int
+    http_max_body_bytes: int
+    http_rate_limit: int
+    http_ready_lag: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -82,6 +87,11 @@ class Settings:
             retry_initial_ms=reader.integer("RETRY_INITIAL_MS", 500, low=1, high=60_000),
             retry_max_ms=reader.integer("RETRY_MAX_MS", 30_000, low=1, high=3_600_000),
             retry_give_up_s=reader.integer("RETRY_GIVE_UP_S", 120, low=0, high=86_400),
+            http_host=reader.text("HTTP_HOST", "127.0.0.1"),
+            http_port=reader.integer("HTTP_PORT", 8080, low=1, high=65535),
+            http_max_body_bytes=reader.integer("HTTP_MAX_BODY_BYTES", 4 * 1024 * 1024, low=1024, high=10**9),
+            http_rate_limit=reader.integer("HTTP_RATE_LIMIT", 10_000, low=1, high=10**7),
+            http_ready_lag=reader.integer("HTTP_READY_LAG", 10_000, low=0, high=10**9),
         )
 
     def awaits_recipients(self, tenant: str) -> bool:

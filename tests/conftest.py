@@ -2,6 +2,7 @@
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -37,9 +38,9 @@ def services() -> Iterator[stack.Endpoints]:
     stack.down(settings)
 
 
-@pytest.fixture
-def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
-    """`LEDGER_*` variables for a fresh database and topics of this test's own."""
+@contextmanager
+def fresh_database(services: stack.Endpoints) -> Iterator[dict[str, str]]:
+    """`LEDGER_*` variables for a database and topics of the caller's own, dropped afterwards."""
     name = f"test_{uuid4().hex[:12]}"
     admin = make_conninfo(services.database_url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -61,6 +62,13 @@ def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
     }
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def env(services: stack.Endpoints) -> Iterator[dict[str, str]]:
+    """`LEDGER_*` variables for a fresh database and topics of this test's own."""
+    with fresh_database(services) as variables:
+        yield variables
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Entry points: the composition root, the command line and the HTTP API over the ledger's queries."""

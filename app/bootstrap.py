@@ -1,0 +1,94 @@
+"""The one composition root: every service built from `Settings`, in one place, for every entry point.
+
+Each service is built on first use and then shared, so a process that only answers queries never
+connects to the broker, and one that only publishes never loads the retention policy.
+"""
+
+from datetime import UTC, datetime
+from functools import cached_property
+
+from kafka import KafkaProducer
+
+from consumers import kafka
+from consumers.contract import Contract
+from consumers.scheduler import Sweeper
+from ledger import stack
+from ledger.checkpoints import Checkpointer
+from ledger.crypto import MasterKey, master_key
+from ledger.retention import Rule
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections import tables
+from projections.projector import Projector
+from projections.retention import rules_in_force
+
+
+class Services:
+    """What the ledger's adapters (CLI, HTTP, consumers) need, wired from one `Settings`."""
+
+    def __init__(self, settings: Settings, endpoints: stack.Endpoints | None = None) -> None:
+        self.settings = settings
+        self._endpoints = endpoints
+
+    @cached_property
+    def endpoints(self) -> stack.Endpoints:
+        """Where PostgreSQL and the broker are (the embedded ones must be running)."""
+        return self._endpoints or stack.endpoints(self.settings)
+
+    @cached_property
+    def master_key(self) -> MasterKey:
+        """The key that wraps every data key (never created here: `up` does that)."""
+        return master_key(self.settings, create=False)[0]
+
+    @cached_property
+    def checkpoint_key(self) -> bytes:
+        """The key checkpoints are signed with."""
+        return self.master_key.derive("checkpoint")
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The event store, with the read model's tables in place (a query before the first
+        projection finds empty tables, not missing ones)."""
+        ledger = Ledger(self.endpoints.database_url, self.master_key)
+        tables.ensure(ledger)
+        return ledger
+
+    @cached_property
+    def checkpointer(self) -> Checkpointer:
+        """Signs checkpoints of the log every `LEDGER_CHECKPOINT_EVERY` events."""
+        return Checkpointer(self.ledger, self.checkpoint_key, self.settings.checkpoint_every)
+
+    @cached_property
+    def projector(self) -> Projector:
+        """Keeps the read model up to date with the event store."""
+        return Projector(self.ledger, self.settings.projection_page, self.checkpointer)
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+        """Orders the purge of what outlived its retention."""
+        return Sweeper(
+            self.ledger, self.settings, self.endpoints.database_url, self.endpoints.kafka_bootstrap
+        )
+
+    @cached_property
+    def contract(self) -> Contract:
+        """The wire contract every event is validated against."""
+        return Contract(self.settings.max_message_bytes)
+
+    @cached_property
+    def producer(self) -> KafkaProducer:
+        """A producer to the ledger's topics, which exist once it is built."""
+        kafka.ensure_topics(self.endpoints.kafka_bootstrap, self.settings)
+        return kafka.open_producer(self.endpoints.kafka_bootstrap)
+
+    def rules(self, at: datetime | None = None) -> list[Rule]:
+        """The retention rules in force at `at` (default: now)."""
+        return rules_in_force(self.ledger, self.settings.retention_policy, at or datetime.now(UTC))
+
+    def close(self) -> None:
+        """Flush and close what was opened."""
+        if "producer" in self.__dict__:
+            self.producer.flush()
+            self.producer.close()
+        if "ledger" in self.__dict__:
+            self.ledger.close()

@@ -1,0 +1,67 @@
+"""The FastAPI application: routes, keys, limits, problem documents and metrics over one `Services`."""
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.bootstrap import Services
+from app.http import checks, events, health, problems, reads
+from app.http.auth import RateLimiter
+from app.http.json import Json
+from app.http.limits import BodyLimit
+from app.http.metrics import Measured, Metrics
+
+DESCRIPTION = """\
+The consent and retention ledger over HTTP: publish events, ask whether a subject may be contacted
+(one or 10,000 at a time), and read what an auditor may read, scoped to the API key's tenant.
+
+Send an API key (`consent-ledger keys create --tenant T --role R`) as `Authorization: Bearer <key>`.
+Roles: `publisher` (POST /v1/events), `checker` (checks), `auditor` (every read of its tenant),
+`admin` (every tenant, verify). Anything of another tenant answers 404. Errors are RFC 9457 problem
+documents (`application/problem+json`).
+"""
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {problems.MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    for status, text in {
+        400: "the request cannot be answered as asked",
+        401: "no API key, or an unknown or revoked one",
+        403: "the key's role may not do this",
+        404: "no such thing for this key (another tenant's things are never found)",
+        410: "the subject was erased",
+        413: "the body is too large",
+        422: "the request breaks its schema",
+        429: "the key is over its rate limit",
+        503: "PostgreSQL or the broker is not answering",
+    }.items()
+}
+
+
+def create_app(services: Services) -> FastAPI:
+    """An application answering from `services`."""
+    app = FastAPI(
+        title="consent-ledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        default_response_class=Json,
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.metrics = Metrics(services)
+    app.state.limiter = RateLimiter(services.settings.http_rate_limit)
+    problems.install(app)
+    app.include_router(health.router)
+    for router in (checks.router, events.router, reads.tenant_router, reads.router):
+        app.include_router(router, responses=PROBLEMS)
+    app.add_middleware(BodyLimit, limit=services.settings.http_max_body_bytes)
+    app.add_middleware(Measured, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,56 @@
+"""Parameter types shared by the routes: ids as the wire contract bounds them, closed vocabularies,
+and times that carry an offset.
+
+Ids are refused (422) when PostgreSQL could not store them as text (NUL, lone surrogates) or the
+contract would not accept them, so no query ever fails on them.
+"""
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, AwareDatetime, Field, WithJsonSchema
+
+from ledger.state import CHANNELS, PURPOSES
+
+
+def _one_of(allowed: tuple[str, ...], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"not a known {what}: use one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _storable(value: str) -> str:
+    if any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value):
+        raise ValueError("control characters and lone surrogates are not allowed")
+    return value
+
+
+Purpose = Annotated[
+    str,
+    AfterValidator(_one_of(PURPOSES, "purpose")),
+    WithJsonSchema({"type": "string", "enum": list(PURPOSES)}),
+]
+Channel = Annotated[
+    str,
+    AfterValidator(_one_of(CHANNELS, "channel")),
+    WithJsonSchema({"type": "string", "enum": list(CHANNELS)}),
+]
+Moment = AwareDatetime  # RFC 3339 with an offset; a time without one is refused, not guessed
+Text = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$"), AfterValidator(_storable)
+]
+TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="the tenant")]
+SubjectPath = Annotated[
+    str,
+    Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="the subject's id"),
+    AfterValidator(_storable),
+]
+EventPath = Annotated[
+    str,
+    Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="the event's id"),
+    AfterValidator(_storable),
+]

@@ -1,0 +1,216 @@
+"""The auditor's questions: the CLI's queries, answered with the same JSON as its `--json`.
+
+Reads that open a subject's personal data (history, export) are recorded in the access log before
+they are answered, so no such read goes unrecorded.
+"""
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from app.http.auth import Key, gate
+from app.http.json import Json
+from app.http.params import EventPath, Moment, SubjectPath, TenantPath, Text
+from app.http.problems import Problem
+from ledger.access import ADMIN, AUDITOR, ApiKey
+from ledger.audit import verify
+from ledger.store import Ledger
+from projections import queries
+from projections.breach import breach_impact
+from projections.export import export
+from projections.history import history
+from projections.policies import adoptions
+from projections.receipts import receipt
+from projections.retention import expired, overdue, unconfirmed_orders
+from projections.timeline import state_at
+
+tenant_router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["reads"])
+router = APIRouter(prefix="/v1", tags=["reads"])
+When = Annotated[Moment | None, Query(description="as if it were this instant (RFC 3339; default now)")]
+OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
+}
+ARRAY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}
+}
+
+
+@tenant_router.get(
+    "/subjects/{subject}",
+    summary="what the ledger knows about a subject (`subject --json`)",
+    responses=OBJECT,
+)
+def subject_state(
+    request: Request,
+    *,
+    tenant: TenantPath,
+    subject: SubjectPath,
+    as_of: Annotated[Moment | None, Query(description="the state at this event time")] = None,
+    known_at: Annotated[Moment | None, Query(description="counting only what was recorded by then")] = None,
+    credentials: Key,
+) -> Json:
+    """Holdings with retention, consent per purpose and channel, shares, requests, holds, violations."""
+    gate(request, credentials, tenant, AUDITOR)
+    services = request.app.state.services
+    if as_of is None and known_at is None:
+        state = queries.subject_state(services.ledger, tenant, subject)
+    else:
+        state = state_at(services.ledger, tenant, subject, as_of or datetime.now(UTC), known_at)
+    return Json(queries.as_json(state, services.rules()))
+
+
+@tenant_router.get(
+    "/subjects/{subject}/history",
+    summary="every event of a subject, personal values opened (logged)",
+    responses=ARRAY,
+)
+def subject_history(request: Request, *, tenant: TenantPath, subject: SubjectPath, credentials: Key) -> Json:
+    """The `history --json` list; this read is recorded in the access log."""
+    key = gate(request, credentials, tenant, AUDITOR)
+    ledger = _recorded(request, key, tenant, subject, "history")
+    return Json([queries.plain(asdict(entry)) for entry in history(ledger, tenant, subject)])
+
+
+@tenant_router.get(
+    "/subjects/{subject}/export", summary="GDPR Art. 15/20 export of a subject (logged)", responses=OBJECT
+)
+def subject_export(request: Request, *, tenant: TenantPath, subject: SubjectPath, credentials: Key) -> Json:
+    """The `export` document; 410 once the subject is erased; this read is recorded in the access log."""
+    key = gate(request, credentials, tenant, AUDITOR)
+    ledger = _recorded(request, key, tenant, subject, "export")
+    return Json(queries.plain(export(ledger, tenant, subject, request.app.state.services.rules())))
+
+
+def _recorded(
+    request: Request, key: ApiKey, tenant: TenantPath, subject: SubjectPath, endpoint: str
+) -> Ledger:
+    ledger: Ledger = request.app.state.services.ledger
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        ledger.access_log.record(curs, key, tenant, subject, endpoint)
+    return ledger
+
+
+@tenant_router.get("/receipts/{event_id}", summary="a consent receipt (`receipt --json`)", responses=OBJECT)
+def consent_receipt(request: Request, *, tenant: TenantPath, event_id: EventPath, credentials: Key) -> Json:
+    """The receipt of a consent.given or consent.withdrawn, linked to the hash chain."""
+    gate(request, credentials, tenant, AUDITOR)
+    return Json(queries.plain(asdict(receipt(request.app.state.services.ledger, tenant, event_id))))
+
+
+@tenant_router.get(
+    "/breach",
+    summary="whose data was exposed in a breach of these systems (`breach --json`)",
+    responses=OBJECT,
+)
+def breach(
+    request: Request,
+    *,
+    tenant: TenantPath,
+    system: Annotated[list[Text], Query(min_length=1, description="a breached system (repeat for several)")],
+    window_from: Annotated[Moment, Query(alias="from")],
+    window_to: Annotated[Moment, Query(alias="to")],
+    category: Annotated[list[Text] | None, Query(description="only these categories")] = None,
+    discovered_at: When = None,
+    subjects: bool = False,
+    credentials: Key,
+) -> Json:
+    """Subjects affected, counts per jurisdiction and category, notification deadlines."""
+    gate(request, credentials, tenant, AUDITOR)
+    if window_from > window_to:
+        raise Problem(400, "`from` is after `to`: give the window in order")
+    impact = breach_impact(
+        request.app.state.services.ledger,
+        tenant,
+        system,
+        (window_from, window_to),
+        discovered_at=discovered_at or datetime.now(UTC),
+        categories=category,
+        list_subjects=subjects,
+    )
+    return Json(queries.plain(asdict(impact)))
+
+
+@tenant_router.get(
+    "/overdue",
+    summary="rights requests near or past their deadline, unconfirmed purge orders",
+    responses=OBJECT,
+)
+def overdue_requests(
+    request: Request,
+    *,
+    tenant: TenantPath,
+    within: Annotated[int, Query(ge=0, le=3650, description="also those due within this many days")] = 7,
+    at: When = None,
+    credentials: Key,
+) -> Json:
+    """The `overdue --json` document."""
+    gate(request, credentials, tenant, AUDITOR)
+    services = request.app.state.services
+    now = at or datetime.now(UTC)
+    clocks = overdue(services.ledger, tenant, now, timedelta(days=within))
+    orders = unconfirmed_orders(services.ledger, tenant, now, services.settings.purge_confirm_days)
+    return Json(
+        {"requests": [queries.plain(asdict(c)) for c in clocks], "purge_orders": queries.plain(orders)}
+    )
+
+
+@tenant_router.get(
+    "/purges",
+    summary="what the retention sweep would order purged (`purge --dry-run --json`)",
+    responses=ARRAY,
+)
+def purge_dry_run(request: Request, *, tenant: TenantPath, at: When = None, credentials: Key) -> Json:
+    """Every holding of the tenant still held whose retention has run out, with its rule."""
+    gate(request, credentials, tenant, AUDITOR)
+    services = request.app.state.services
+    now = at or datetime.now(UTC)
+    return Json(
+        [queries.plain(asdict(item)) for item in expired(services.ledger, services.rules(now), now, tenant)]
+    )
+
+
+@tenant_router.get("/stats", summary="events stored and subjects projected for the tenant", responses=OBJECT)
+def tenant_stats(request: Request, *, tenant: TenantPath, credentials: Key) -> Json:
+    """`stats --json` for one tenant (dead letters are not per tenant: see /metrics)."""
+    gate(request, credentials, tenant, AUDITOR)
+    counts = queries.counts(request.app.state.services.ledger)
+    return Json({"tenants": {tenant: counts.get(tenant, {"events": 0, "subjects": 0})}})
+
+
+@tenant_router.get("/access-log", summary="who read which subject's personal data, when", responses=ARRAY)
+def access_log(
+    request: Request, *, tenant: TenantPath, subject: Text | None = None, credentials: Key
+) -> Json:
+    """The tenant's access log (or one subject's), oldest first."""
+    gate(request, credentials, tenant, AUDITOR)
+    ledger = request.app.state.services.ledger
+    with ledger.writer.datastore.transaction() as curs:
+        entries = ledger.access_log.read(curs, tenant, subject)
+    return Json([queries.plain(asdict(entry)) for entry in entries])
+
+
+@router.get("/policies", summary="adopted retention policies (`policies --json`)", responses=ARRAY)
+def policies(request: Request, *, at: When = None, credentials: Key) -> Json:
+    """Who adopted which policy, when, why, and what changed; with `at`, the one in force then."""
+    gate(request, credentials, None, AUDITOR)
+    return Json(adoptions(request.app.state.services.ledger, at))
+
+
+@router.get("/stats", summary="events and subjects of every tenant (admin)", responses=OBJECT)
+def stats(request: Request, *, credentials: Key) -> Json:
+    """`stats --json` without the dead-letter count (see /metrics)."""
+    gate(request, credentials, None, ADMIN)
+    return Json({"tenants": queries.counts(request.app.state.services.ledger)})
+
+
+@router.get(
+    "/verify", summary="recompute every hash chain and checkpoint (admin; `verify --json`)", responses=OBJECT
+)
+def verify_log(request: Request, *, credentials: Key) -> Json:
+    """`ok` and every break found; reads the whole log, so it takes as long as the CLI's verify."""
+    gate(request, credentials, None, ADMIN)
+    services = request.app.state.services
+    report = verify(services.ledger, services.checkpoint_key)
+    return Json(queries.plain({**asdict(report), "ok": report.ok}))
