@@ -12,13 +12,12 @@ from kafka import KafkaProducer
 from consumers import kafka
 from consumers.contract import Contract
 from consumers.scheduler import Sweeper
-from ledger import stack
+from ledger import schema, stack
 from ledger.checkpoints import Checkpointer
 from ledger.crypto import MasterKey, master_key
 from ledger.retention import Rule
 from ledger.settings import Settings
 from ledger.store import Ledger
-from projections import tables
 from projections.projector import Projector
 from projections.retention import rules_in_force
 
@@ -28,12 +27,20 @@ class Services:
 
     def __init__(self, settings: Settings, endpoints: stack.Endpoints | None = None) -> None:
         self.settings = settings
-        self._endpoints = endpoints
+        if endpoints is not None:  # already known to answer
+            self.__dict__.update(
+                database_url=endpoints.database_url, kafka_bootstrap=endpoints.kafka_bootstrap
+            )
 
     @cached_property
-    def endpoints(self) -> stack.Endpoints:
-        """Where PostgreSQL and the broker are (the embedded ones must be running)."""
-        return self._endpoints or stack.endpoints(self.settings)
+    def database_url(self) -> str:
+        """A PostgreSQL that answers (queries need nothing else)."""
+        return stack.database_url(self.settings)
+
+    @cached_property
+    def kafka_bootstrap(self) -> str:
+        """A broker that answers."""
+        return stack.kafka_bootstrap(self.settings)
 
     @cached_property
     def master_key(self) -> MasterKey:
@@ -47,11 +54,13 @@ class Services:
 
     @cached_property
     def ledger(self) -> Ledger:
-        """The event store, with the read model's tables in place (a query before the first
-        projection finds empty tables, not missing ones)."""
-        ledger = Ledger(self.endpoints.database_url, self.master_key)
-        tables.ensure(ledger)
-        return ledger
+        """The event store; no schema change, so a role that may only SELECT can ask every question."""
+        return Ledger(self.database_url, self.master_key)
+
+    def migrate(self) -> Ledger:
+        """The event store with every table of the ledger created where missing (for writers)."""
+        schema.migrate(self.ledger)
+        return self.ledger
 
     @cached_property
     def checkpointer(self) -> Checkpointer:
@@ -66,9 +75,7 @@ class Services:
     @cached_property
     def sweeper(self) -> Sweeper:
         """Orders the purge of what outlived its retention."""
-        return Sweeper(
-            self.ledger, self.settings, self.endpoints.database_url, self.endpoints.kafka_bootstrap
-        )
+        return Sweeper(self.ledger, self.settings, self.database_url, self.kafka_bootstrap)
 
     @cached_property
     def contract(self) -> Contract:
@@ -78,8 +85,8 @@ class Services:
     @cached_property
     def producer(self) -> KafkaProducer:
         """A producer to the ledger's topics, which exist once it is built."""
-        kafka.ensure_topics(self.endpoints.kafka_bootstrap, self.settings)
-        return kafka.open_producer(self.endpoints.kafka_bootstrap)
+        kafka.ensure_topics(self.kafka_bootstrap, self.settings)
+        return kafka.open_producer(self.kafka_bootstrap)
 
     def rules(self, at: datetime | None = None) -> list[Rule]:
         """The retention rules in force at `at` (default: now)."""

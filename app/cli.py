@@ -45,14 +45,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.http.server import serve  # noqa: PLC0415 - FastAPI and uvicorn load only for this command
 
     services = Services(settings)
-    services.ledger.close()  # reachable, tables in place: fail here in one line, not in each worker
+    services.migrate().close()  # reachable, tables in place: fail here in one line, not in each worker
     print(f"serving the HTTP API on http://{settings.http_host}:{settings.http_port} (docs at /docs)")
     serve(settings, args.workers)
     return 0
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = Services(settings).ledger
+    ledger = Services(settings).migrate()
     with ledger.writer.datastore.transaction(commit=True) as curs:
         key, text = ledger.api_keys.create(curs, args.tenant, args.role)
     print(

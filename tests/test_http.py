@@ -1,5 +1,6 @@
 """The HTTP API through a real uvicorn server on a free port, over the real PostgreSQL and broker."""
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ import schemathesis
 import uvicorn
 from schemathesis.checks import positive_data_acceptance
 
-from app import cli as app_cli
 from app.bootstrap import Services
 from app.http.api import create_app
 from app.http.auth import RateLimiter
@@ -24,7 +24,7 @@ from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
 from projections import queries
 from tests.conftest import _free_port, fresh_database
-from tests.helpers import collected, consent, event, fact, wait_for
+from tests.helpers import cli, collected, consent, event, fact, wait_for
 
 pytestmark = pytest.mark.services
 MAX_BODY = 512 * 1024
@@ -86,6 +86,7 @@ def api(services: stack.Endpoints) -> Iterator[Api]:
         settings = Settings.from_env(env)
         assert settings.database_url is not None
         built = Services(settings, stack.Endpoints(settings.database_url, services.kafka_bootstrap))
+        built.migrate()
         _seed(built)
         port = _free_port()
         config = uvicorn.Config(create_app(built), host="127.0.0.1", port=port, log_level="error")
@@ -246,25 +247,28 @@ def test_roles_limit_what_a_key_may_do(api: Api) -> None:
         assert admin.get("/v1/stats").json()["tenants"]["globex"] == {"events": 1, "subjects": 1}
 
 
-def test_revocation_takes_effect_at_once(api: Api, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    """`keys revoke` refuses the key from its very next request."""
-    key_id, text = api.new_key("acme", CHECKER)
+def test_revocation_takes_effect_at_once(api: Api) -> None:
+    """`keys revoke` refuses the key from its very next request; `keys list` never shows a key's text."""
+    created = cli(api.env, "keys", "create", "--tenant", "acme", "--role", CHECKER)
+    assert created.returncode == 0, created.stderr
+    text = created.stdout.split()[-1]
+    key_id = text.split("_")[1]
     path = "/v1/tenants/acme/subjects/alice/check?purpose=service&channel=sms"
-    for name, value in api.env.items():
-        monkeypatch.setenv(name, value)
     with api.key_client(text) as client:
         assert client.get(path).status_code == 200
-        assert app_cli.main(["keys", "revoke", key_id]) == 0
+        assert cli(api.env, "keys", "revoke", key_id).returncode == 0
         _problem(client.get(path), 401)
-    assert app_cli.main(["keys", "list"]) == 0
-    listed = capsys.readouterr().out
+    listed = cli(api.env, "keys", "list").stdout
     assert f"{key_id}  checker" in listed and "revoked" in listed
     assert text not in listed
+    refused = cli(api.env, "keys", "create", "--tenant", "acme", "--role", ADMIN)
+    assert (refused.returncode, refused.stderr.strip()) == (
+        2,
+        "consent-ledger: error: an admin key is for every tenant: leave out --tenant",
+    )
 
 
-def test_auditor_reads_of_personal_data_are_logged(
-    api: Api, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
+def test_auditor_reads_of_personal_data_are_logged(api: Api) -> None:
     """History and export by an auditor land in the append-only access log; a check does not."""
     key_id, text = api.new_key("acme", AUDITOR)
     with api.key_client(text) as client:
@@ -275,10 +279,8 @@ def test_auditor_reads_of_personal_data_are_logged(
         logged = client.get("/v1/tenants/acme/access-log", params={"subject": "alice"}).json()
     mine = [(entry["endpoint"], entry["role"]) for entry in logged if entry["key_id"] == key_id]
     assert mine == [("history", AUDITOR), ("export", AUDITOR)]
-    for name, value in api.env.items():
-        monkeypatch.setenv(name, value)
-    assert app_cli.main(["access-log", "acme", "alice", "--json"]) == 0
-    assert key_id in capsys.readouterr().out
+    listed = json.loads(cli(api.env, "access-log", "acme", "alice", "--json").stdout)
+    assert [entry["endpoint"] for entry in listed if entry["key_id"] == key_id] == ["history", "export"]
     with (
         psycopg.connect(api.env["LEDGER_DATABASE_URL"], autocommit=True) as conn,
         pytest.raises(psycopg.errors.RaiseException, match="append-only"),
@@ -317,7 +319,7 @@ def test_events_are_published_all_or_none(api: Api) -> None:
         accepted = client.post("/v1/events", json=good)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {"accepted": ["http-0", "http-1", "http-2"]}
-    on_topic = kafka.read_all(api.services.endpoints.kafka_bootstrap, api.services.settings.events_topic)
+    on_topic = kafka.read_all(api.services.kafka_bootstrap, api.services.settings.events_topic)
     assert sorted(record.key for record in on_topic) == [b"acme/dave"] * 3
 
 

@@ -9,6 +9,7 @@ from psycopg.sql import SQL
 from starlette.responses import Response
 
 from app.http.json import Json
+from ledger.errors import ServiceUnavailable
 from projections import tables
 
 router = APIRouter(tags=["health"])
@@ -53,7 +54,10 @@ def readyz(request: Request) -> Json:
         checks["projection_lag"] = newest - (row["position"] if row else 0)
     except Exception as error:  # any failure to reach the database means "not ready"
         checks["postgresql"] = f"unreachable ({type(error).__name__})"
-    checks["broker"] = _broker(services.endpoints.kafka_bootstrap)
+    try:
+        checks["broker"] = _broker(services.kafka_bootstrap)
+    except ServiceUnavailable:
+        checks["broker"] = "unreachable"
     lag_ok = (
         checks["projection_lag"] is not None and checks["projection_lag"] <= services.settings.http_ready_lag
     )
