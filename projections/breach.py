@@ -38,7 +38,7 @@ _HELD_IN_WINDOW = """
 _PER_SYSTEM = (
     "SELECT subject, min(jurisdiction) AS first, max(jurisdiction) AS last, "
     "bit_or(1::bigint << (array_position(%(vocabulary)s::text[], category) - 1)) AS mask "
-    "FROM proj_intervals WHERE system = {} AND " + _HELD_IN_WINDOW + " GROUP BY subject"
+    "FROM proj_intervals WHERE system = (%(named)s::text[])[{}] AND " + _HELD_IN_WINDOW + " GROUP BY subject"
 )
 _PER_SUBJECT = """
     WITH {}, per_subject AS (
@@ -118,6 +118,7 @@ def breach_impact(
     parameters = {
         "tenant": tenant,
         "systems": systems,
+        "named": list(dict.fromkeys(systems)),
         "categories": categories,
         "from": window[0],
         "to": window[1],
@@ -161,8 +162,9 @@ def _per_subject(systems: list[str]) -> Composed:
         raise UsageError("name at least one breached system")
     streams = [Identifier(f"system_{n}") for n in range(len(named))]
     ctes = SQL(", ").join(
-        SQL("{} AS ({})").format(stream, SQL(_PER_SYSTEM).format(Literal(system)))
-        for stream, system in zip(streams, named, strict=True)
+        # The name travels as a parameter: a literal holding `%` would read as a placeholder.
+        SQL("{} AS ({})").format(stream, SQL(_PER_SYSTEM).format(Literal(position)))
+        for position, stream in enumerate(streams, start=1)
     )
     joined = SQL(" FULL JOIN ").join(
         [streams[0], *(SQL("{} USING (subject)").format(stream) for stream in streams[1:])]

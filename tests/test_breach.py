@@ -82,6 +82,7 @@ def test_windows_before_inside_and_missing(story: Ledger) -> None:
     assert _who(story, 51, 59) == []  # after ann's deletion, before bob's collection
     assert _who(story, 0, 4, ["billing"]) == []  # before any billing data
     assert _who(story, 0, 100, ["nowhere"]) == []
+    assert _who(story, 0, 100, ["100%", "crm"]) == ["ann", "bob"]  # a `%` in a name is no placeholder
 
 
 def test_data_shared_with_the_breached_system_counts(story: Ledger) -> None:

@@ -358,8 +358,13 @@ def test_no_request_the_schema_allows_breaks_the_server(api: Api) -> None:
         operation = found.ok()  # type: ignore[union-attr]  # an operation it cannot read fails here
 
         @hypothesis.given(case=operation.as_strategy())
+        # Few examples, the same each run: CI stays fast and never flakes (runs of 60 random examples
+        # per operation found the `%` and NUL bugs these now guard against).
         @hypothesis.settings(
-            max_examples=8, deadline=None, suppress_health_check=list(hypothesis.HealthCheck)
+            max_examples=8,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(hypothesis.HealthCheck),
         )
         def exchange(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
             # Each event type's `data` rules are beyond the document, so a schema-valid batch may

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.http.auth import Key, gate
 from app.http.json import Json
-from app.http.params import EventPath, Moment, SubjectPath, TenantPath, Text
+from app.http.params import EventPath, Moment, SubjectPath, System, TenantPath, Text
 from app.http.problems import Problem
 from ledger.access import ADMIN, AUDITOR, ApiKey
 from ledger.audit import verify
@@ -108,7 +108,9 @@ def breach(
     request: Request,
     *,
     tenant: TenantPath,
-    system: Annotated[list[Text], Query(min_length=1, description="a breached system (repeat for several)")],
+    system: Annotated[
+        list[System], Query(min_length=1, description="a breached system (repeat for several)")
+    ],
     window_from: Annotated[Moment, Query(alias="from")],
     window_to: Annotated[Moment, Query(alias="to")],
     category: Annotated[list[Text] | None, Query(description="only these categories")] = None,
