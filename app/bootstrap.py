@@ -13,11 +13,13 @@ from consumers import kafka
 from consumers.contract import Contract
 from consumers.scheduler import Sweeper
 from ledger import schema, stack
-from ledger.checkpoints import Checkpointer
+from ledger.checkpoints import Checkpointer, Witness
 from ledger.crypto import MasterKey, master_key
 from ledger.retention import Rule
 from ledger.settings import Settings
+from ledger.signing import PublicKey, SigningKey, signing_key
 from ledger.store import Ledger
+from ledger.witness import FileWitness, TopicWitness
 from projections.projector import Projector
 from projections.retention import rules_in_force
 
@@ -48,9 +50,14 @@ class Services:
         return master_key(self.settings, create=False)[0]
 
     @cached_property
-    def checkpoint_key(self) -> bytes:
-        """The key checkpoints are signed with."""
-        return self.master_key.derive("checkpoint")
+    def public_keys(self) -> list[PublicKey]:
+        """The keys tree heads are checked with: the configured signing key's (never created here)."""
+        return [signing_key(self.settings, create=False).public]
+
+    @cached_property
+    def signing_key(self) -> SigningKey:
+        """The key tree heads are signed with (generated in LEDGER_HOME on first use when none is set)."""
+        return signing_key(self.settings, create=True)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -65,12 +72,19 @@ class Services:
     @cached_property
     def checkpointer(self) -> Checkpointer:
         """Signs checkpoints of the log every `LEDGER_CHECKPOINT_EVERY` events."""
-        return Checkpointer(self.ledger, self.checkpoint_key, self.settings.checkpoint_every)
+        witnesses: list[Witness] = [
+            TopicWitness(lambda: self.kafka_bootstrap, self.settings.checkpoint_topic)
+        ]
+        if self.settings.witness_file:
+            witnesses.append(FileWitness(self.settings.witness_file))
+        return Checkpointer(self.ledger, self.signing_key, self.settings.checkpoint_every, witnesses)
 
     @cached_property
     def projector(self) -> Projector:
         """Keeps the read model up to date with the event store."""
-        return Projector(self.ledger, self.settings.projection_page, self.checkpointer)
+        return Projector(
+            self.ledger, self.settings.projection_page, self.checkpointer, self.settings.awaits_recipients
+        )
 
     @cached_property
     def sweeper(self) -> Sweeper:

@@ -214,5 +214,5 @@ def verify_log(request: Request, *, credentials: Key) -> Json:
     """`ok` and every break found; reads the whole log, so it takes as long as the CLI's verify."""
     gate(request, credentials, None, ADMIN)
     services = request.app.state.services
-    report = verify(services.ledger, services.checkpoint_key)
+    report = verify(services.ledger, services.public_keys)
     return Json(queries.plain({**asdict(report), "ok": report.ok}))
