@@ -19,6 +19,7 @@ from consumers import kafka
 from consumers.contract import CloudEvent, Contract, Rejected, internal
 from consumers.deadletter import DeadLetters
 from consumers.kafka import Record
+from ledger.errors import ConfigError
 from ledger.retry import Backoff, GaveUp, Retry, Stopped
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact
@@ -28,6 +29,8 @@ log = structlog.get_logger()
 
 # The database or its connection is away: the batch is retried as a whole, never blamed on a message.
 OUTAGES = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+# Failures no message is to blame for (a wrong master key): stop, rather than dead-letter every one.
+NOT_THE_MESSAGE = (*OUTAGES, ConfigError)
 
 
 CONFLICT = (
@@ -153,7 +156,7 @@ class Ingestor:
         """
         try:
             return self._append(batch.accepted, batch)
-        except OUTAGES:
+        except NOT_THE_MESSAGE:
             raise
         except Exception as error:
             log.warning("ingest.isolating", error=type(error).__name__, facts=len(batch.accepted))
@@ -161,7 +164,7 @@ class Ingestor:
         for accepted in batch.accepted:
             try:
                 one_stored, one_duplicate = self._append([accepted], batch)
-            except OUTAGES:
+            except NOT_THE_MESSAGE:
                 raise
             except Exception as error:
                 batch.refused.append((accepted[0], internal(error)))

@@ -33,5 +33,5 @@ class ErasureRefused(LedgerError):
     """Erasure is not allowed now (a legal hold stands); the CLI answers "no" with exit code 1."""
 
 
-class WrongMasterKey(LedgerError):
-    """The master key given is not the one that wrapped the ledger's keys."""
+class WrongMasterKey(ConfigError):
+    """The master key configured is not the one that wrapped the ledger's keys."""

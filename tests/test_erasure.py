@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from consumers.ingest import consume
+from consumers.kafka import read_all
 from consumers.publisher import Publisher
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer
@@ -257,6 +258,17 @@ def test_a_wrong_master_key_is_named_as_such(settings: Settings, ledger: Ledger,
     assert result.stderr.startswith(f"consent-ledger: error: wrong master key (fingerprint {wrong.key_id})")
     assert len(result.stderr.strip().splitlines()) == 1
     assert master_key(settings, create=False)[0].key_id in result.stderr
+
+    assert settings.kafka_bootstrap is not None and settings.database_url is not None
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        publisher.publish(event("acme", "w1", "data.collected", _personal()))
+    misconfigured = Ledger(settings.database_url, wrong)
+    try:  # the consumer stops on it, instead of dead-lettering every message as if each were at fault
+        with pytest.raises(WrongMasterKey):
+            consume(settings, misconfigured, settings.kafka_bootstrap, until_idle=True)
+    finally:
+        misconfigured.close()
+    assert read_all(settings.kafka_bootstrap, settings.deadletter_topic) == []
 
 
 def test_a_retired_epoch_leaves_old_copies_of_an_erased_key_unreadable(
