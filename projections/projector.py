@@ -7,7 +7,7 @@ where the last committed page ended and a rebuild from zero produces the same ta
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -15,7 +15,7 @@ from psycopg.sql import SQL
 
 from ledger.checkpoints import Checkpointer
 from ledger.retry import Backoff, Retry, Stopped
-from ledger.state import erasure_due
+from ledger.state import SubjectState, erasure_due
 from ledger.store import Ledger
 from ledger.subject import Subject, subject_id
 from projections import tables
@@ -74,20 +74,12 @@ class Projector:
             states = tables.load(curs, keys)
             fold(states, changes)
             tables.save(curs, states.values())
-            due = [
-                (state.tenant, state.subject)
-                for state in states.values()
-                if erasure_due(state, await_recipients=self.awaits_recipients(state.tenant))
-            ]
-            erased = self.ledger.erase_due(curs, due, self.awaits_recipients) if due else []
+            erased = self._erase_due(curs, states.values())
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
                 (notifications[-1].id, NAME),
             )
-        for event in erased:
-            log.info(
-                "subject.erased", tenant=event.tenant, subject=event.subject, keys=len(event.destroyed_keys)
-            )
+        _logged(erased)
         if self.checkpointer is not None:
             self.checkpointer.step()
         return len(notifications)
@@ -105,6 +97,28 @@ class Projector:
             if not self.step():
                 time.sleep(0.05)  # another projector holds the page; it moves the position for us
 
+    def erase_missed(self) -> int:
+        """Shred the subjects the read model shows due for erasure and not erased; return how many.
+
+        Erasures are recorded with their page, but a projector before that (which recorded them
+        after it), or a change of LEDGER_RECIPIENTS_AWAITED, can leave some due: `run` starts here.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            self._position(curs, lock=True)  # other projectors wait, as for a page
+            states = tables.load(curs, tables.erasure_candidates(curs))
+            erased = self._erase_due(curs, states.values())
+        _logged(erased)
+        return len(erased)
+
+    def _erase_due(self, curs: tables.Cursor, states: Iterable[SubjectState]) -> list[Subject.Erased]:
+        """Record, in the caller's transaction, the erasures these states make due."""
+        due = [
+            (state.tenant, state.subject)
+            for state in states
+            if erasure_due(state, await_recipients=self.awaits_recipients(state.tenant))
+        ]
+        return self.ledger.erase_due(curs, due, self.awaits_recipients) if due else []
+
     def run(
         self, *, until_idle: bool, stop: threading.Event | None = None, backoff: Backoff | None = None
     ) -> Progress:
@@ -118,6 +132,7 @@ class Projector:
         retry = Retry(backoff or Backoff.default(bounded=until_idle), "projector", stop)
         progress = Progress()
         with contextlib.suppress(Stopped):
+            retry.call(self.erase_missed)
             while not stop.is_set():
                 applied = retry.call(self.step)
                 progress.applied += applied
@@ -139,3 +154,9 @@ class Projector:
         row = curs.fetchone()
         assert row is not None
         return int(row["position"])
+
+
+def _logged(erased: Iterable[Subject.Erased]) -> None:
+    """Log erasures once their transaction has committed."""
+    for event in erased:
+        log.info("subject.erased", tenant=event.tenant, subject=event.subject, keys=len(event.destroyed_keys))

@@ -195,6 +195,21 @@ def load(curs: Cursor, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
     return states
 
 
+def erasure_candidates(curs: Cursor) -> list[tuple[str, str]]:
+    """Subjects with a completed verified request for everything since their last erasure (if any)
+    and no legal hold: those whose erasure may be due (`ledger.state.erasure_due` decides)."""
+    curs.execute(
+        SQL(
+            "SELECT DISTINCT r.tenant, r.subject FROM proj_deletion_requests r JOIN {} s "
+            "ON s.tenant = r.tenant AND s.subject = r.subject WHERE r.verified AND r.categories IS NULL "
+            "AND r.completed_at IS NOT NULL AND (s.erased_at IS NULL OR r.completed_at > s.erased_at) "
+            "AND NOT EXISTS (SELECT 1 FROM proj_legal_holds h "
+            "WHERE h.tenant = r.tenant AND h.subject = r.subject)"
+        ).format(SUBJECTS)
+    )
+    return [(row["tenant"], row["subject"]) for row in curs.fetchall()]
+
+
 def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
     """Replace the stored rows of these subjects with their current state."""
     states = list(states)

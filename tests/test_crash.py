@@ -118,3 +118,26 @@ def _destroying_key(url: str) -> bool:
             "AND query LIKE 'UPDATE%%ledger_events_keys%%' AND datname = current_database()"
         ).fetchone()
         return bool(row and row[0])
+
+
+def test_an_erasure_lost_before_the_fix_is_made_on_the_next_start(
+    settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read model that shows an erasure due but not made (what a crash did to the projector that
+    recorded erasures after its page) gets it made when a projector next starts."""
+    deletion = {"request_id": "dsr-1", "verified": True}
+    ledger.append(
+        [
+            fact("acme", "lou", "c1", "data.collected", data=collected(), personal={"phone": "+15550008888"}),
+            fact("acme", "lou", "d1", "deletion.requested", minutes=1, data=deletion),
+            fact("acme", "lou", "d2", "deletion.completed", minutes=2, data={"system": "crm"}),
+        ]
+    )
+    with monkeypatch.context() as crashed:
+        crashed.setattr(Ledger, "erase_due", lambda *_: [])
+        Projector(ledger, settings.projection_page).run(until_idle=True)
+    assert not queries.subject_state(ledger, "acme", "lou").erased
+
+    Projector(ledger, settings.projection_page).run(until_idle=True)
+    assert queries.subject_state(ledger, "acme", "lou").erased
+    assert history(ledger, "acme", "lou")[0].personal == ERASED
