@@ -7,6 +7,7 @@ carries the same order id.
 """
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from consumers import kafka
 from ledger.errors import ConfigError, ErasureRefused
 from ledger.purges import PurgeOrder, orders_for
-from ledger.retry import Backoff, Retry, Stopped
+from ledger.retry import Backoff, Retry, Skipped, Stopped
 from ledger.settings import Settings
 from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
@@ -38,6 +39,9 @@ class Sweep:
     sent: list[PurgeOrder] = field(default_factory=list)
     confirmed: list[tuple[str, str]] = field(default_factory=list)
     shredded: list[tuple[str, str]] = field(default_factory=list)
+    skipped: Skipped = field(
+        default_factory=Skipped
+    )  # subjects that failed: logged, counted, left for next time
 
 
 class Sweeper:
@@ -65,12 +69,30 @@ class Sweeper:
         done = Sweep()
         with self.ledger.writer.datastore.transaction(commit=True) as curs:
             done.confirmed = self.ledger.orders.confirm(curs, now)
-        done.shredded = self._shred(done.confirmed)
+        done.shredded = self._shred(done.confirmed, done.skipped)
         rules = rules_in_force(self.ledger, self.settings.retention_policy, now)
-        done.ordered = self.ledger.order_purges(orders_for(expired(self.ledger, rules, now)), now)
+        orders = orders_for(expired(self.ledger, rules, now, skipped=done.skipped))
+        done.ordered = self._order(orders, now, done.skipped)
         done.sent = self._send(now)
-        log.info("sweep.done", ordered=len(done.ordered), sent=len(done.sent), confirmed=len(done.confirmed))
+        log.info(
+            "sweep.done",
+            ordered=len(done.ordered),
+            sent=len(done.sent),
+            confirmed=len(done.confirmed),
+            failed=len(done.skipped.subjects),
+        )
         return done
+
+    def _order(self, orders: list[PurgeOrder], now: datetime, skipped: Skipped) -> list[PurgeOrder]:
+        """Record the orders in one transaction or, should one subject's break it, each subject's in
+        its own, so that the others are ordered."""
+        subjects = sorted({(order.tenant, order.subject) for order in orders})
+
+        def record(keys: Sequence[tuple[str, str]]) -> list[PurgeOrder]:
+            wanted = set(keys)
+            return self.ledger.order_purges([o for o in orders if (o.tenant, o.subject) in wanted], now)
+
+        return skipped.together("order", subjects, record)
 
     def _send(self, now: datetime) -> list[PurgeOrder]:
         confirm_within = now - timedelta(days=self.settings.purge_confirm_days)
@@ -90,21 +112,24 @@ class Sweeper:
             self.ledger.orders.mark_sent(curs, orders, now)
         return orders
 
-    def _shred(self, confirmed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _shred(self, confirmed: list[tuple[str, str]], skipped: Skipped) -> list[tuple[str, str]]:
         """Destroy the data key of every subject a confirmation left with nothing held."""
-        shredded = []
-        for tenant, subject in confirmed:
-            state = self.ledger.subject(tenant, subject).state
-            if any(holding.status == "held" for holding in state.holdings.values()):
-                continue
-            if self.settings.awaits_recipients(tenant) and unconfirmed_recipients(state):
-                continue  # a recipient has a copy until it confirms its deletion
-            try:
-                if self.ledger.erase(tenant, subject, "retention: nothing left held"):
-                    shredded.append((tenant, subject))
-            except ErasureRefused:
-                continue  # a legal hold keeps the key until it is released
-        return shredded
+        return [
+            (tenant, subject)
+            for tenant, subject in confirmed
+            if skipped.guard("shred", tenant, subject, lambda: self._shred_one(tenant, subject))  # noqa: B023 - called at once
+        ]
+
+    def _shred_one(self, tenant: str, subject: str) -> bool:
+        state = self.ledger.subject(tenant, subject).state
+        if any(holding.status == "held" for holding in state.holdings.values()):
+            return False
+        if self.settings.awaits_recipients(tenant) and unconfirmed_recipients(state):
+            return False  # a recipient has a copy until it confirms its deletion
+        try:
+            return self.ledger.erase(tenant, subject, "retention: nothing left held") is not None
+        except ErasureRefused:
+            return False  # a legal hold keeps the key until it is released
 
 
 def cloudevent(order: PurgeOrder, now: datetime) -> dict[str, Any]:

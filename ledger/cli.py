@@ -27,7 +27,7 @@ from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import horizon
 from ledger.retention import Rule, parse_policy, policy_document
-from ledger.retry import Backoff, keep_alive
+from ledger.retry import Backoff, Skipped, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
 from ledger.state import CHANNELS, PURPOSES
@@ -511,7 +511,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     resent = sum(order.overdue for order in done.sent)
     print(
         f"ordered {len(done.ordered)}, sent {len(done.sent)} ({resent} overdue re-sends), "
-        f"confirmed {len(done.confirmed)}, shredded {len(done.shredded)}"
+        f"confirmed {len(done.confirmed)}, shredded {len(done.shredded)}, failed {len(done.skipped.subjects)}"
     )
     return 0
 
@@ -682,7 +682,15 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
     at = args.at or datetime.now(UTC)
-    due = expired(ledger, _rules(ledger, settings, at), at, args.tenant)
+    skipped = Skipped()
+    due = expired(ledger, _rules(ledger, settings, at), at, args.tenant, skipped)
+    failed = len(skipped.subjects)
+    if failed:
+        print(
+            f"consent-ledger: warning: {failed} subject(s) failed and are not listed "
+            "(sweep.subject_failed in the log names them)",
+            file=sys.stderr,
+        )
     if args.json:
         _print_json([queries.plain(asdict(item)) for item in due])
         return 0
@@ -690,7 +698,7 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         when = queries.plain(item.expires_at)
         what = f"{item.category} in {item.system}"
         print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
-    print(f"{len(due)} holding(s) due for purge")
+    print(f"{len(due)} holding(s) due for purge, failed {failed}")
     return 0
 
 

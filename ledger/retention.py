@@ -8,7 +8,7 @@ import calendar
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,11 @@ SCHEDULED = "scheduled"  # expires at a known instant
 AWAITING_TRIGGER = "awaiting_trigger"  # the trigger (e.g. account closure) has not happened yet
 NO_RULE = "no_rule"  # nothing in the policy covers it: reported, never kept silently forever
 SUSPENDED = "suspended"  # a legal hold suspends expiry
+# Retention arithmetic is total: a moment that would fall after the calendar's last instant (a stored
+# event at 9999-12-31 plus seven years) is the end of time, never due, instead of an error that
+# stops every sweep. The contract keeps event times far from it; this holds for whatever is stored.
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+START_OF_TIME = datetime.min.replace(tzinfo=UTC)
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 
 
@@ -126,19 +131,31 @@ def retention(holding: Holding, state: SubjectState, rules: list[Rule]) -> Reten
     )
     if hold is not None:
         return Retention(SUSPENDED, expires, rule.id, f"suspended by legal hold {hold.hold_id}")
-    return Retention(SCHEDULED, expires, rule.id, f"{rule.duration} after {rule.trigger}")
+    never = ", beyond the calendar: never due" if expires == END_OF_TIME else ""
+    return Retention(SCHEDULED, expires, rule.id, f"{rule.duration} after {rule.trigger}{never}")
 
 
 def add_duration(start: datetime, duration: str) -> datetime:
-    """`start` plus an ISO 8601 calendar duration; the 29th of February falls back to the 28th."""
+    """`start` plus an ISO 8601 calendar duration; the 29th of February falls back to the 28th, and
+    anything after the calendar's end is END_OF_TIME."""
     found = _DURATION.match(duration)
     if found is None:
         raise ConfigError(f"duration {duration!r} is not ISO 8601 years/months/days, such as P7Y or P30D")
     years, months, days = (int(part or 0) for part in found.groups())
     total = start.month - 1 + months + 12 * (start.year + years)
     year, month = divmod(total, 12)
+    if year > END_OF_TIME.year:
+        return END_OF_TIME
     day = min(start.day, calendar.monthrange(year, month + 1)[1])
-    return start.replace(year=year, month=month + 1, day=day) + timedelta(days=days)
+    return shifted(start.replace(year=year, month=month + 1, day=day), timedelta(days=days))
+
+
+def shifted(moment: datetime, span: timedelta) -> datetime:
+    """`moment + span`, held within the calendar (END_OF_TIME or START_OF_TIME where it would leave it)."""
+    try:
+        return moment + span
+    except OverflowError:
+        return END_OF_TIME if span > timedelta(0) else START_OF_TIME
 
 
 def _trigger_time(trigger: str, holding: Holding, state: SubjectState) -> datetime | None:
@@ -204,8 +221,8 @@ def request_clocks(state: SubjectState, now: datetime, warn: timedelta) -> list[
     """The subject's open requests that are past their deadline or within `warn` of it."""
     clocks = []
     for request in state.deletion_requests.values():
-        deadline = request.requested_at + RIGHTS_DEADLINE
-        if request.status == "open" and deadline - warn <= now:
+        deadline = shifted(request.requested_at, RIGHTS_DEADLINE)
+        if request.status == "open" and shifted(deadline, -warn) <= now:
             clocks.append(
                 Clock(
                     state.tenant,

@@ -1,5 +1,6 @@
 """Waiting out faults: capped exponential backoff with jitter, shared by the consumer, projector and
-scheduler, and a supervisor that restarts a component thread that failed.
+scheduler; a supervisor that restarts a component thread that failed; and `Skipped`, which keeps one
+subject's failure from stopping a sweep over all the others.
 
 A PostgreSQL or Kafka outage is a pause, not an exit: each failed attempt logs `retry.waiting` (the
 component, the attempt, the delay and the error's class, never its message, which may quote data) and
@@ -12,8 +13,8 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psycopg
@@ -151,6 +152,46 @@ class Retry:
         )
         if self.stop.wait(delay):
             raise Stopped
+
+
+@dataclass
+class Skipped:
+    """The subjects a sweep could not handle: each logged (`sweep.subject_failed`), counted, skipped."""
+
+    subjects: list[tuple[str, str]] = field(default_factory=list)
+
+    def guard(self, step: str, tenant: str, subject: str, action: Callable[[], T]) -> T | None:
+        """`action()` for one subject, or None when it failed for that subject alone. An outage is
+        not the subject's fault: it propagates, and the whole sweep waits it out."""
+        try:
+            return action()
+        except Exception as error:
+            if transient(error):
+                raise
+            _log().error(
+                "sweep.subject_failed", step=step, tenant=tenant, subject=subject, error=type(error).__name__
+            )
+            self.subjects.append((tenant, subject))
+            return None
+
+    def together(
+        self,
+        step: str,
+        keys: Sequence[tuple[str, str]],
+        action: Callable[[Sequence[tuple[str, str]]], list[T]],
+    ) -> list[T]:
+        """`action(keys)` for many (tenant, subject) keys at once; should that fail for anything but an
+        outage, `action([key])` for each key on its own, so that one subject's failure costs only it."""
+        if len(keys) > 1:
+            try:
+                return action(keys)
+            except Exception as error:
+                if transient(error):
+                    raise
+        done: list[T] = []
+        for key in keys:
+            done.extend(self.guard(step, *key, lambda: action([key])) or [])  # noqa: B023 - called at once
+        return done
 
 
 def keep_alive(component: str, start: Callable[[], T], stop: threading.Event, backoff: Backoff) -> T | None:

@@ -1,12 +1,13 @@
 """Retention across a whole ledger: which holdings have expired and must be purged."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from psycopg.sql import SQL
 
 from ledger.retention import Clock, Due, Rule, due_purges, load_policy, parse_policy, request_clocks
+from ledger.retry import Skipped
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections import tables
@@ -22,16 +23,30 @@ def rules_in_force(ledger: Ledger, configured: Path | None, at: datetime) -> lis
     return parse_policy(adopted.document, f"adopted policy {adopted.digest[:16]}")
 
 
-def expired(ledger: Ledger, rules: list[Rule], now: datetime, tenant: str | None = None) -> list[Due]:
-    """Every holding, of every subject (of one tenant, if given), that is due for purge at `now`."""
-    return [due for state in _states(ledger, tenant) for due in due_purges(state, rules, now)]
+def expired(
+    ledger: Ledger,
+    rules: list[Rule],
+    now: datetime,
+    tenant: str | None = None,
+    skipped: Skipped | None = None,
+) -> list[Due]:
+    """Every holding, of every subject (of one tenant, if given), that is due for purge at `now`.
+
+    A subject that cannot be read or evaluated is left out and noted in `skipped`; the rest are listed.
+    """
+    skipped = skipped or Skipped()
+    due: list[Due] = []
+    for state in _states(ledger, tenant, skipped):
+        found = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
+        due.extend(found or [])
+    return due
 
 
 def overdue(ledger: Ledger, tenant: str, now: datetime, warn: timedelta) -> list[Clock]:
     """The tenant's open rights requests past their 30-day deadline, or within `warn` of it."""
     return [
         clock
-        for state in _states(ledger, tenant, OPEN_REQUESTS)
+        for state in _states(ledger, tenant, Skipped(), OPEN_REQUESTS)
         for clock in request_clocks(state, now, warn)
     ]
 
@@ -40,8 +55,11 @@ HELD_HOLDINGS = SQL("SELECT DISTINCT tenant, subject FROM proj_holdings WHERE st
 OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_deletion_requests WHERE status = 'open'")
 
 
-def _states(ledger: Ledger, tenant: str | None, which: SQL = HELD_HOLDINGS) -> Iterator[SubjectState]:
-    """Every projected subject that `which` selects, read in pages."""
+def _states(
+    ledger: Ledger, tenant: str | None, skipped: Skipped, which: SQL = HELD_HOLDINGS
+) -> Iterator[SubjectState]:
+    """Every projected subject that `which` selects, read in pages; those that cannot be read are
+    noted in `skipped`."""
     after = ("", "")
     while True:
         with ledger.writer.datastore.transaction() as curs:
@@ -54,10 +72,10 @@ def _states(ledger: Ledger, tenant: str | None, which: SQL = HELD_HOLDINGS) -> I
                 (*after, tenant, tenant, PAGE),
             )
             keys = [(row["tenant"], row["subject"]) for row in curs.fetchall()]
-            if not keys:
-                return
-            states = tables.load(curs, keys)
-        yield from (states[key] for key in keys)
+        if not keys:
+            return
+        states = _load(ledger, keys, skipped)
+        yield from (states[key] for key in keys if key in states)
         after = keys[-1]
 
 
@@ -67,3 +85,16 @@ def unconfirmed_orders(
     """The tenant's purge orders sent more than `confirm_days` before `now` and still unconfirmed."""
     with ledger.writer.datastore.transaction() as curs:
         return ledger.orders.overdue(curs, tenant, now - timedelta(days=confirm_days))
+
+
+def _load(
+    ledger: Ledger, keys: Sequence[tuple[str, str]], skipped: Skipped
+) -> dict[tuple[str, str], SubjectState]:
+    """The page's states; should the page not be readable, each subject's on its own, so that one row
+    Python cannot hold (a time after year 9999 written by hand) costs only its own subject."""
+
+    def read(page: Sequence[tuple[str, str]]) -> list[SubjectState]:
+        with ledger.writer.datastore.transaction() as curs:
+            return list(tables.load(curs, page).values())
+
+    return {(state.tenant, state.subject): state for state in skipped.together("read", keys, read)}
