@@ -25,7 +25,7 @@ from ledger.audit import verify
 from ledger.checkpoints import Checkpointer, Witness
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
-from ledger.horizon import horizon
+from ledger.horizon import Horizon, horizon
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.retry import Backoff, Skipped, keep_alive
 from ledger.settings import Settings
@@ -558,18 +558,20 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
             f"erased subject {args.subject} of tenant {args.tenant}: "
             f"{len(erased.destroyed_keys)} data key(s) destroyed"
         )
-    erased_at = queries.subject_state(ledger, args.tenant, args.subject).erased_at
-    assert erased_at is not None  # projected before erase returned
-    _print_horizon(ledger, settings, erased_at)
+    found = _horizon(ledger, settings, queries.subject_state(ledger, args.tenant, args.subject).erased_at)
+    assert found is not None  # projected before erase returned
+    _print_horizon(found)
     return 0
 
 
-def _print_horizon(ledger: Ledger, settings: Settings, erased_at: datetime) -> None:
+def _print_horizon(found: Horizon) -> None:
     print("  erasure horizon:")
-    for line in horizon(erased_at, settings.topic_retention, ledger.key_epochs()).lines(
-        settings.topic_retention
-    ):
+    for line in found.lines():
         print(f"    {line}")
+
+
+def _horizon(ledger: Ledger, settings: Settings, erased_at: datetime | None) -> Horizon | None:
+    return None if erased_at is None else horizon(erased_at, settings.topic_retention, ledger.key_epochs())
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
@@ -835,14 +837,16 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
     else:
         state = queries.subject_state(ledger, args.tenant, args.subject)
+    found = _horizon(ledger, settings, state.erased_at)
     document = queries.as_json(state, _rules(ledger, settings))
+    document["erasure_horizon"] = None if found is None else found.as_json()
     if args.json:
         _print_json(document)
         return 0
     print(f"subject {document['subject']} of tenant {document['tenant']}")
     print(f"  erased: {'yes, since ' + str(document['erased_at']) if document['erased'] else 'no'}")
-    if state.erased_at is not None:
-        _print_horizon(ledger, settings, state.erased_at)
+    if found is not None:
+        _print_horizon(found)
     print(f"  first seen {document['first_seen']}, last event {document['last_event_at']}")
     if document["account_closed_at"]:
         print(f"  account closed {document['account_closed_at']}")

@@ -8,7 +8,8 @@ key epoch that wrapped it is retired.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ledger.keys import Epoch
 
@@ -26,12 +27,21 @@ class Horizon:
     """When the last copies of an erased subject's values become unreadable."""
 
     erased_at: datetime
+    retention: timedelta
     kafka_gone_by: datetime
     epochs_to_retire: list[int]  # live epochs that may have wrapped old copies of the destroyed key
 
-    def lines(self, retention: timedelta) -> list[str]:
+    def as_json(self) -> dict[str, Any]:
+        """The `erasure_horizon` of `subject --json`."""
+        return {
+            "kafka_gone_by": _text(self.kafka_gone_by),
+            "key_copies_unreadable": not self.epochs_to_retire,
+            "epochs_to_retire": self.epochs_to_retire,
+        }
+
+    def lines(self) -> list[str]:
         """The horizon in words, one line per kind of copy."""
-        kafka = self.kafka_gone_by.isoformat().replace("+00:00", "Z")
+        kafka = _text(self.kafka_gone_by)
         keys = (
             "unreadable now: every key epoch of its time is retired"
             if not self.epochs_to_retire
@@ -40,7 +50,7 @@ class Horizon:
         )
         return [
             "in the ledger: unreadable now",
-            f"on Kafka topics the ledger created: deleted by {kafka} (retention {retention.days} days)",
+            f"on Kafka topics the ledger created: deleted by {kafka} (retention {self.retention.days} days)",
             f"old copies of its key (WAL, backups, old table pages): {keys}",
         ]
 
@@ -49,6 +59,11 @@ def horizon(erased_at: datetime, retention: timedelta, epochs: Sequence[Epoch]) 
     """The horizon of an erasure at `erased_at`, with topics kept for `retention` and these live epochs."""
     return Horizon(
         erased_at=erased_at,
+        retention=retention,
         kafka_gone_by=erased_at + retention + segment_roll(retention),
         epochs_to_retire=[epoch.number for epoch in epochs if epoch.created_at <= erased_at],
     )
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -181,6 +181,8 @@ def test_erase_is_visible_in_the_read_model_at_once(
     assert queries.subject_state(ledger, "acme", "now").erased
     shown = cli(env, "subject", "acme", "now").stdout
     assert "erased: yes, since" in shown and "on Kafka topics the ledger created: deleted by" in shown
+    reach = json.loads(cli(env, "subject", "acme", "now", "--json").stdout)["erasure_horizon"]
+    assert reach["epochs_to_retire"] == [1] and not reach["key_copies_unreadable"]
     check = cli(env, "check", "acme", "now", "--purpose", "service", "--channel", "sms")
     assert check.returncode == 1 and "erased" in check.stdout
 

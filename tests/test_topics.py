@@ -34,7 +34,8 @@ def test_the_horizon_names_when_each_kind_of_copy_becomes_unreadable() -> None:
     pending = horizon(ERASED_AT, week, epochs)
     assert pending.kafka_gone_by == ERASED_AT + timedelta(days=8)
     assert pending.epochs_to_retire == [2]
-    lines = pending.lines(week)
+    lines = pending.lines()
     assert lines[1].endswith("deleted by 2026-03-09T00:00:00Z (retention 7 days)")
     assert "after the next `rotate-key --retire` (epochs 2 still live)" in lines[2]
-    assert "unreadable now" in horizon(ERASED_AT, week, epochs[1:]).lines(week)[2]
+    assert "unreadable now" in horizon(ERASED_AT, week, epochs[1:]).lines()[2]
+    assert horizon(ERASED_AT, week, epochs[1:]).as_json()["key_copies_unreadable"] is True
