@@ -29,24 +29,10 @@ def subject_state(ledger: Ledger, tenant: str, subject: str) -> SubjectState:
 
 def may_contact(ledger: Ledger, tenant: str, subject: str, purpose: str, channel: str) -> Decision:
     """May the tenant contact the subject for `purpose` on `channel` now?"""
-    with ledger.writer.datastore.transaction() as curs:
-        curs.execute(
-            SQL("SELECT erased FROM {} WHERE tenant = %s AND subject = %s").format(tables.SUBJECTS),
-            (tenant, subject),
-        )
-        found = curs.fetchone()
-        if found is None:
-            raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
-        curs.execute(
-            SQL(
-                "SELECT purpose, channel, state, since, event_id FROM {} "
-                "WHERE tenant = %s AND subject = %s AND purpose = %s AND channel = %s"
-            ).format(Identifier("proj_consents")),
-            (tenant, subject, purpose, channel),
-        )
-        row = curs.fetchone()
-    consent = Consent(**row) if row else None
-    return decide(bool(found["erased"]), purpose, channel, consent)
+    decision = _decisions(ledger, tenant, [subject], purpose, channel)[subject]
+    if decision is None:
+        raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
+    return decision
 
 
 UNKNOWN = "unknown subject: the tenant has no subject with this id"
@@ -57,23 +43,25 @@ def may_contact_many(
 ) -> dict[str, Decision]:
     """`may_contact` for many subjects of one tenant at once, in one query; a subject the tenant does
     not have is denied as unknown. Keys follow the order of `subjects`, without repeats."""
+    decisions = _decisions(ledger, tenant, subjects, purpose, channel)
+    return {subject: decision or Decision(False, UNKNOWN) for subject, decision in decisions.items()}
+
+
+def _decisions(
+    ledger: Ledger, tenant: str, subjects: Sequence[str], purpose: str, channel: str
+) -> dict[str, Decision | None]:
+    """Each subject's decision (None: the tenant has no such subject), from one statement outside any
+    transaction: one round trip, whatever the number of subjects."""
     wanted = list(dict.fromkeys(subjects))
+    # One subject: a prepared statement (planning would cost more than running it). Many: planned for
+    # this array each time; PostgreSQL's generic plan for a prepared batch ran about 20x slower.
+    parameters = (wanted, tenant, tenant, purpose, channel)
     with ledger.writer.datastore.get_connection() as conn:
-        rows = conn.execute(
-            SQL(
-                "SELECT q.subject, s.erased, c.state, c.since, c.event_id "
-                "FROM unnest(%s::text[]) AS q(subject) "
-                "LEFT JOIN {} s ON s.tenant = %s AND s.subject = q.subject "
-                "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject "
-                "AND c.purpose = %s AND c.channel = %s"
-            ).format(tables.SUBJECTS, Identifier("proj_consents")),
-            (wanted, tenant, tenant, purpose, channel),
-            prepare=True,
-        ).fetchall()
-    found = {}
+        rows = conn.execute(DECISIONS, parameters, prepare=len(wanted) == 1).fetchall()
+    found: dict[str, Decision | None] = {}
     for row in rows:
         if row["erased"] is None:
-            found[row["subject"]] = Decision(False, UNKNOWN)
+            found[row["subject"]] = None
             continue
         consent = (
             None
@@ -82,6 +70,14 @@ def may_contact_many(
         )
         found[row["subject"]] = decide(row["erased"], purpose, channel, consent)
     return {subject: found[subject] for subject in wanted}
+
+
+DECISIONS = SQL(
+    "SELECT q.subject, s.erased, c.state, c.since, c.event_id "
+    "FROM unnest(%s::text[]) AS q(subject) "
+    "LEFT JOIN {} s ON s.tenant = %s AND s.subject = q.subject "
+    "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject AND c.purpose = %s AND c.channel = %s"
+).format(tables.SUBJECTS, Identifier("proj_consents"))
 
 
 def counts(ledger: Ledger) -> dict[str, dict[str, int]]:

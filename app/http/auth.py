@@ -29,8 +29,8 @@ def gate(request: Request, credentials: Credentials, tenant: str | None, *roles:
             {"WWW-Authenticate": "Bearer"},
         )
     services = request.app.state.services
-    with services.ledger.writer.datastore.transaction() as curs:
-        key: ApiKey | None = services.ledger.api_keys.find(curs, credentials.credentials)
+    with services.ledger.writer.datastore.get_connection() as conn:  # autocommit: one round trip
+        key: ApiKey | None = services.ledger.api_keys.find(conn.cursor(), credentials.credentials)
     if key is None:
         raise Problem(401, "this API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
     request.app.state.limiter.take(key.key_id)
