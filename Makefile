@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m bench.breach
 	$(BIN)/python -m bench.pointintime
 	$(BIN)/python -m bench.checkpoint
+	$(BIN)/python -m bench.api
 
 down: install
 	$(CLI) down
