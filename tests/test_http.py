@@ -268,6 +268,26 @@ def test_revocation_takes_effect_at_once(api: Api) -> None:
     )
 
 
+def test_admins_manage_keys_over_http(api: Api) -> None:
+    """An admin creates a key (its text shown once), lists keys without their text, and revokes one
+    with immediate effect; no other role may touch keys."""
+    with api.client(None, ADMIN) as admin:
+        created = admin.post("/v1/keys", json={"tenant": "globex", "role": CHECKER})
+        assert created.status_code == 201, created.text
+        key_id, text = created.json()["key_id"], created.json()["key"]
+        check = "/v1/tenants/globex/subjects/carol/check?purpose=service&channel=sms"
+        with api.key_client(text) as fresh:
+            assert fresh.get(check).json()["allowed"] is True
+            assert text not in admin.get("/v1/keys").text
+            assert admin.delete(f"/v1/keys/{key_id}").json()["revoked_at"] is not None
+            _problem(fresh.get(check), 401)
+        _problem(admin.delete("/v1/keys/0123456789ab"), 404)
+        _problem(admin.post("/v1/keys", json={"tenant": "globex", "role": ADMIN}), 400)
+    with api.client("acme", AUDITOR) as auditor:
+        _problem(auditor.get("/v1/keys"), 403)
+        _problem(auditor.post("/v1/keys", json={"tenant": "acme", "role": AUDITOR}), 403)
+
+
 def test_auditor_reads_of_personal_data_are_logged(api: Api) -> None:
     """History and export by an auditor land in the append-only access log; a check does not."""
     key_id, text = api.new_key("acme", AUDITOR)

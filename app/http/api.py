@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.bootstrap import Services
-from app.http import checks, events, health, problems, reads
+from app.http import checks, events, health, keys, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -60,7 +60,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.limiter = RateLimiter(services.settings.http_rate_limit)
     problems.install(app)
     app.include_router(health.router)
-    for router in (checks.router, events.router, reads.tenant_router, reads.router):
+    for router in (checks.router, events.router, reads.tenant_router, reads.router, keys.router):
         app.include_router(router, responses=PROBLEMS)
     app.add_middleware(BodyLimit, limit=services.settings.http_max_body_bytes)
     app.add_middleware(Measured, metrics=app.state.metrics)

@@ -57,3 +57,4 @@ EventPath = Annotated[
 System = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="a system, as events name it")
 ]
+KeyPath = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$", description="an API key's id (not its text)")]
