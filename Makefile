@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.pointintime
 	$(BIN)/python -m bench.checkpoint
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.propagation
 
 down: install
 	$(CLI) down

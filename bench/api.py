@@ -152,14 +152,12 @@ def _env(settings: Settings, url: str, bootstrap: str, master: MasterKey) -> dic
 @contextmanager
 def _server(env: dict[str, str], workers: int) -> Iterator[int]:
     """`consent-ledger serve --workers N` on a free port, stopped afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     command = [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)]
     server = subprocess.Popen(command, env={**env, "LEDGER_HTTP_PORT": str(port)}, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not _answers(port):
+        while not answers(port):
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("bench: error: the server did not start")
             time.sleep(0.1)
@@ -170,7 +168,15 @@ def _server(env: dict[str, str], workers: int) -> Iterator[int]:
         server.wait(timeout=30)
 
 
-def _answers(port: int) -> bool:
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    """Whether a server on `port` answers /healthz."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
