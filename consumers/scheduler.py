@@ -25,7 +25,7 @@ from ledger.retry import Backoff, Retry, Skipped, Stopped
 from ledger.settings import Settings
 from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
-from projections.retention import expired, rules_in_force
+from projections.retention import expired, open_orders, rules_in_force
 
 log = structlog.get_logger()
 LOCK = 0x6C6564676572  # "ledger": the advisory lock key every scheduler takes before sweeping
@@ -71,7 +71,8 @@ class Sweeper:
             done.confirmed = self.ledger.orders.confirm(curs, now)
         done.shredded = self._shred(done.confirmed, done.skipped)
         rules = rules_in_force(self.ledger, self.settings.retention_policy, now)
-        orders = orders_for(expired(self.ledger, rules, now, skipped=done.skipped))
+        ordered_already = open_orders(self.ledger, now, self.settings.purge_confirm_days)
+        orders = orders_for(expired(self.ledger, rules, now, skipped=done.skipped), ordered_already)
         done.ordered = self._order(orders, now, done.skipped)
         done.sent = self._send(now)
         log.info(

@@ -40,7 +40,7 @@ from projections.policies import adoptions
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.receipts import check_receipt, receipt, tree_head
-from projections.retention import expired, overdue, rules_in_force, unconfirmed_orders
+from projections.retention import due_for_purge, open_orders, overdue, rules_in_force, unconfirmed_orders
 from projections.timeline import may_contact_at, state_at
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -225,7 +225,12 @@ def _retention_commands(command: Command) -> None:
     sched = _until_idle(
         command("scheduler", _scheduler, "sweep for expired data on a cron (LEDGER_SWEEP_CRON)")
     )
-    sched.add_argument("--at", type=_moment, help="with --until-idle: sweep as if it were this instant")
+    sched.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what a sweep would order (as `purge --dry-run`); order nothing",
+    )
+    sched.add_argument("--at", type=_moment, help="with --dry-run: as if it were this instant")
     late = command("overdue", _overdue, "rights requests past or near their 30-day deadline", json=True)
     late.add_argument("tenant")
     late.add_argument("--within", type=_days, default=7, help="also list those due within this many days (7)")
@@ -494,6 +499,10 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.scheduler import Sweeper, cron_trigger, sweep_once
     from consumers.scheduler import run as run_scheduler
 
+    if args.dry_run:
+        return _dry_run(_ledger(settings), settings, args.at, None, as_json=False)
+    if args.at:  # a sweep records orders, sends them and appends to subjects' histories: only for real
+        raise UsageError("--at only simulates: add --dry-run to see what a sweep at that instant would order")
     bootstrap = stack.kafka_bootstrap(settings)
     ledger = _migrated(settings)
     sweeper = Sweeper(ledger, settings, ledger.database_url, bootstrap)
@@ -502,9 +511,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
         backoff = Backoff.from_settings(settings, bounded=False)
         run_scheduler(sweeper, cron_trigger(settings.sweep_cron), stop, backoff)
         return 0
-    done = sweep_once(
-        sweeper, args.at or datetime.now(UTC), Backoff.from_settings(settings, bounded=True), stop
-    )
+    done = sweep_once(sweeper, datetime.now(UTC), Backoff.from_settings(settings, bounded=True), stop)
     if done is None:
         print("another scheduler is sweeping; nothing done")
         return 0
@@ -682,10 +689,17 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = _ledger(settings)
-    at = args.at or datetime.now(UTC)
+    return _dry_run(_ledger(settings), settings, args.at, args.tenant, as_json=args.json)
+
+
+def _dry_run(
+    ledger: Ledger, settings: Settings, at: datetime | None, tenant: str | None, *, as_json: bool
+) -> int:
+    """What a sweep at `at` (default: now) would order purged, and what is ordered already; orders nothing."""
+    now = at or datetime.now(UTC)
     skipped = Skipped()
-    due = expired(ledger, _rules(ledger, settings, at), at, args.tenant, skipped)
+    rules = _rules(ledger, settings, now)
+    due = due_for_purge(ledger, rules, now, settings.purge_confirm_days, tenant=tenant, skipped=skipped)
     failed = len(skipped.subjects)
     if failed:
         print(
@@ -693,14 +707,16 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
             "(sweep.subject_failed in the log names them)",
             file=sys.stderr,
         )
-    if args.json:
-        _print_json([queries.plain(asdict(item)) for item in due])
+    if as_json:
+        _print_json([item.as_json() for item in due])
         return 0
     for item in due:
-        when = queries.plain(item.expires_at)
-        what = f"{item.category} in {item.system}"
-        print(f"{item.tenant}/{item.subject}: {what} expired {when} (rule {item.rule})")
-    print(f"{len(due)} holding(s) due for purge, failed {failed}")
+        when = queries.plain(item.due.expires_at)
+        what = f"{item.due.category} in {item.due.system}"
+        ordered = "" if item.order is None else f"; {item.order.note()}"
+        print(f"{item.due.tenant}/{item.due.subject}: {what} expired {when} (rule {item.due.rule}){ordered}")
+    waiting = sum(item.order is not None for item in due)
+    print(f"{len(due)} holding(s) due for purge ({waiting} ordered, awaiting confirmation), failed {failed}")
     return 0
 
 
@@ -835,10 +851,13 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     if args.as_of or args.known_at:
         as_of = args.as_of or datetime.now(UTC)
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
+        orders = None  # orders are what stands now, not what stood then
     else:
         state = queries.subject_state(ledger, args.tenant, args.subject)
+        now = datetime.now(UTC)
+        orders = open_orders(ledger, now, settings.purge_confirm_days, args.tenant, args.subject)
     found = _horizon(ledger, settings, state.erased_at)
-    document = queries.as_json(state, _rules(ledger, settings))
+    document = queries.as_json(state, _rules(ledger, settings), orders)
     document["erasure_horizon"] = None if found is None else found.as_json()
     if args.json:
         _print_json(document)

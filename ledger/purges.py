@@ -1,13 +1,14 @@
 """Purge orders: one per expired (subject, system) holding, recorded before it is sent, confirmed later.
 
 An order's id is derived from what it orders, so a sweep that runs twice, or again after a crash,
-finds the order already recorded and orders nothing twice. Every function runs in the caller's
-transaction.
+finds the order already recorded and orders nothing twice. While a holding (tenant, subject, system,
+category) has an open order, it is not ordered again, whatever a new policy says about its expiry:
+the order stands until the system confirms. Every function runs in the caller's transaction.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
@@ -34,11 +35,37 @@ class PurgeOrder:
     overdue: bool = False
 
 
-def orders_for(due: Sequence[Due]) -> list[PurgeOrder]:
-    """One order per (tenant, subject, system), naming every expired category held there."""
+HoldingKey = tuple[str, str, str, str]  # tenant, subject, system, category
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An order recorded for a holding and not yet confirmed."""
+
+    order_id: UUID
+    ordered_at: datetime
+    overdue: bool  # sent, and unconfirmed for longer than LEDGER_PURGE_CONFIRM_DAYS
+
+    def note(self) -> str:
+        """What a person reads beside the holding."""
+        ordered = self.ordered_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return f"purge ordered {ordered}, awaiting confirmation" + (", overdue" if self.overdue else "")
+
+
+def due_key(item: Due) -> HoldingKey:
+    """The holding a due purge is about."""
+    return (item.tenant, item.subject, item.system, item.category)
+
+
+def orders_for(
+    due: Sequence[Due], open_orders: Mapping[HoldingKey, OpenOrder] | None = None
+) -> list[PurgeOrder]:
+    """One order per (tenant, subject, system), naming every expired category held there that no
+    open order covers already."""
     grouped: dict[tuple[str, str, str], list[Due]] = {}
     for item in due:
-        grouped.setdefault((item.tenant, item.subject, item.system), []).append(item)
+        if due_key(item) not in (open_orders or {}):
+            grouped.setdefault((item.tenant, item.subject, item.system), []).append(item)
     orders = []
     for (tenant, subject, system), items in sorted(grouped.items()):
         categories = sorted({item.category for item in items})
@@ -118,6 +145,26 @@ class OrderBook:
             (now,),
         )
         return sorted({(row["tenant"], row["subject"]) for row in curs.fetchall()})
+
+    def open_orders(
+        self, curs: Cursor, confirm_within: datetime, tenant: str | None = None, subject: str | None = None
+    ) -> dict[HoldingKey, OpenOrder]:
+        """Every holding (of a tenant, of a subject) with an open order; overdue when it was sent
+        before `confirm_within`."""
+        curs.execute(
+            SQL(
+                "SELECT order_id, tenant, subject, system, unnest(categories) AS category, ordered_at, "
+                "sent_at < %s AS overdue FROM {} WHERE confirmed_at IS NULL "
+                "AND (%s::text IS NULL OR tenant = %s) AND (%s::text IS NULL OR subject = %s)"
+            ).format(self.table),
+            (confirm_within, tenant, tenant, subject, subject),
+        )
+        return {
+            (row["tenant"], row["subject"], row["system"], row["category"]): OpenOrder(
+                row["order_id"], row["ordered_at"], bool(row["overdue"])
+            )
+            for row in curs.fetchall()
+        }
 
     def overdue(self, curs: Cursor, tenant: str, confirm_within: datetime) -> list[dict[str, object]]:
         """The tenant's orders sent before `confirm_within` and still unconfirmed."""

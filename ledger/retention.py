@@ -23,6 +23,7 @@ SCHEDULED = "scheduled"  # expires at a known instant
 AWAITING_TRIGGER = "awaiting_trigger"  # the trigger (e.g. account closure) has not happened yet
 NO_RULE = "no_rule"  # nothing in the policy covers it: reported, never kept silently forever
 SUSPENDED = "suspended"  # a legal hold suspends expiry
+PURGE_ORDERED = "purge_ordered"  # expired and ordered purged; the owning system has not confirmed yet
 # Retention arithmetic is total: a moment that would fall after the calendar's last instant (a stored
 # event at 9999-12-31 plus seven years) is the end of time, never due, instead of an error that
 # stops every sweep. The contract keeps event times far from it; this holds for whatever is stored.

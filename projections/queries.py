@@ -1,6 +1,6 @@
 """Questions answered from the read model; plain functions returning typed objects."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +9,8 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.contact import Decision, decide
 from ledger.errors import UnknownSubject
-from ledger.retention import Rule, retention
+from ledger.purges import HoldingKey, OpenOrder
+from ledger.retention import PURGE_ORDERED, Rule, retention
 from ledger.state import Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
 from projections import tables
@@ -92,9 +93,14 @@ def counts(ledger: Ledger) -> dict[str, dict[str, int]]:
     }
 
 
-def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, Any]:
+def as_json(
+    state: SubjectState,
+    rules: list[Rule] | None = None,
+    orders: Mapping[HoldingKey, OpenOrder] | None = None,
+) -> dict[str, Any]:
     """The subject as a JSON-ready document (the `subject --json` contract); with a retention
-    policy's `rules`, each holding also says when it expires and under which rule."""
+    policy's `rules`, each holding also says when it expires and under which rule, and with the
+    subject's open purge `orders`, that its purge is ordered and awaits confirmation."""
 
     def ordered(collection: dict[Any, Any]) -> list[Any]:
         return [item for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
@@ -114,6 +120,10 @@ def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, A
                 "retention_status": kept.status,
                 "retention_note": kept.note,
             }
+            order = (orders or {}).get((state.tenant, state.subject, holding.system, holding.category))
+            row |= order_fields(order)
+            if order is not None:
+                row |= {"retention_status": PURGE_ORDERED, "retention_note": order.note()}
         holdings.append(row)
     return {
         "tenant": state.tenant,
@@ -130,6 +140,14 @@ def as_json(state: SubjectState, rules: list[Rule] | None = None) -> dict[str, A
         "legal_holds": rows(state.legal_holds),
         "violations": rows(state.violations),
         "recipients_unconfirmed": recipients_to_confirm(state),
+    }
+
+
+def order_fields(order: OpenOrder | None) -> dict[str, Any]:
+    """The JSON fields saying whether a holding's purge is ordered and awaiting confirmation."""
+    return {
+        "purge_ordered_at": None if order is None else plain(order.ordered_at),
+        "purge_overdue": None if order is None else order.overdue,
     }
 
 

@@ -1,16 +1,20 @@
 """Retention across a whole ledger: which holdings have expired and must be purged."""
 
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from psycopg.sql import SQL
 
+from ledger.purges import HoldingKey, OpenOrder, due_key
 from ledger.retention import Clock, Due, Rule, due_purges, load_policy, parse_policy, request_clocks
 from ledger.retry import Skipped
 from ledger.state import SubjectState
 from ledger.store import Ledger
 from projections import tables
+from projections.queries import order_fields, plain
 
 PAGE = 2000
 
@@ -40,6 +44,42 @@ def expired(
         found = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
         due.extend(found or [])
     return due
+
+
+@dataclass(frozen=True)
+class DuePurge:
+    """A holding due for purge, and the open order that covers it already, if one does."""
+
+    due: Due
+    order: OpenOrder | None
+
+    def as_json(self) -> dict[str, Any]:
+        """A row of `purge --dry-run --json`."""
+        row: dict[str, Any] = plain(asdict(self.due))
+        return row | order_fields(self.order)
+
+
+def due_for_purge(
+    ledger: Ledger,
+    rules: list[Rule],
+    now: datetime,
+    confirm_days: int,
+    *,
+    tenant: str | None = None,
+    skipped: Skipped | None = None,
+) -> list[DuePurge]:
+    """What `purge --dry-run` (and `scheduler --dry-run`) lists: every holding due for purge at `now`,
+    each with the order already open for it."""
+    orders = open_orders(ledger, now, confirm_days, tenant)
+    return [DuePurge(due, orders.get(due_key(due))) for due in expired(ledger, rules, now, tenant, skipped)]
+
+
+def open_orders(
+    ledger: Ledger, now: datetime, confirm_days: int, tenant: str | None = None, subject: str | None = None
+) -> dict[HoldingKey, OpenOrder]:
+    """The holdings (of a tenant, of a subject) whose purge is ordered and not yet confirmed, as of `now`."""
+    with ledger.writer.datastore.transaction() as curs:
+        return ledger.orders.open_orders(curs, now - timedelta(days=confirm_days), tenant, subject)
 
 
 def overdue(ledger: Ledger, tenant: str, now: datetime, warn: timedelta) -> list[Clock]:

@@ -2,7 +2,7 @@
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jsonschema_rs
 import psycopg
@@ -12,8 +12,10 @@ import schemas
 from consumers.kafka import read_all
 from consumers.scheduler import LOCK, Sweeper
 from ledger.purges import orders_for
+from ledger.retention import policy_document
 from ledger.settings import Settings
 from ledger.store import Ledger
+from projections import queries
 from projections.history import history
 from projections.projector import Projector
 from projections.retention import expired, rules_in_force
@@ -190,10 +192,87 @@ def test_crash_between_recording_and_sending_leaves_one_order(
 
 
 def test_scheduler_command_until_idle(sweeper: Sweeper, env: dict[str, str]) -> None:
-    """`scheduler --until-idle --at T` runs one sweep and reports it."""
-    result = cli(env, "scheduler", "--until-idle", "--at", DUE.isoformat())
+    """`scheduler --until-idle` runs one sweep now and reports it (nothing of this subject is due yet)."""
+    result = cli(env, "scheduler", "--until-idle")
     assert result.returncode == 0, result.stderr
-    assert "ordered 2, sent 2" in result.stdout
+    assert result.stdout.startswith("ordered 0, sent 0") and "failed 0" in result.stdout
+
+
+def test_scheduler_at_is_refused_unless_dry_run_and_has_no_side_effect(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """`scheduler --until-idle --at T` is refused in one line, recording, sending and appending
+    nothing; `scheduler --dry-run --at T` prints exactly what `purge --dry-run --at T` prints."""
+    refused = cli(env, "scheduler", "--until-idle", "--at", DUE.isoformat())
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "--at only simulates: add --dry-run" in refused.stderr
+    assert _orders(settings) == []
+    assert [e.type for e in history(ledger, "acme", "ola")].count("retention.expired") == 0
+    with psycopg.connect(settings.database_url or "") as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_events_purge_orders").fetchone() == (0,)
+
+    simulated = cli(env, "scheduler", "--dry-run", "--at", DUE.isoformat())
+    listed = cli(env, "purge", "--dry-run", "--at", DUE.isoformat())
+    assert simulated.returncode == listed.returncode == 0, simulated.stderr
+    assert simulated.stdout == listed.stdout
+    assert "2 holding(s) due for purge (0 ordered, awaiting confirmation), failed 0" in listed.stdout
+    assert _orders(settings) == []
+
+
+def _lengthened(ledger: Ledger) -> None:
+    """Adopt the shipped policy with billing records kept eight years instead of seven."""
+    document = policy_document(None)
+    for rule in document["rule"]:
+        if rule["id"] == "billing-records":
+            rule["duration"] = "P8Y"
+    assert ledger.adopt_policy(document, "dpo", "billing records kept a year longer") is not None
+
+
+def test_a_policy_change_never_duplicates_an_open_order(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger
+) -> None:
+    """Holdings ordered purged and not yet confirmed are not ordered again after `adopt-policy`
+    lengthened their rule, even once they expire under the new rule too."""
+    first = sweeper.sweep(DUE)
+    assert first is not None and len(first.ordered) == 2
+    _lengthened(ledger)
+    later = sweeper.sweep(DUE.replace(year=DUE.year + 1) + timedelta(days=1))
+    assert later is not None and later.ordered == []
+    with psycopg.connect(settings.database_url or "") as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_events_purge_orders").fetchone() == (2,)
+    assert [e.type for e in history(ledger, "acme", "ola")].count("retention.expired") == 2
+
+
+def test_subject_and_dry_run_say_purge_ordered_awaiting_confirmation_then_overdue(
+    settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """Once its purge is ordered, a holding reads `purge ordered <date>, awaiting confirmation` in
+    subject (text and JSON) and purge --dry-run, and `overdue` once unconfirmed past the confirm days."""
+    cookies = collected("visitor_data", "web")
+    ledger.append([fact("acme", "vic", "v1", "data.collected", minutes=-2 * 365 * 24 * 60, data=cookies)])
+    Projector(ledger, page=100).run(until_idle=True)
+    assert settings.database_url is not None and settings.kafka_bootstrap is not None
+    sweeper = Sweeper(ledger, settings, settings.database_url, settings.kafka_bootstrap)
+    ordered_at = datetime.now(UTC) - timedelta(days=settings.purge_confirm_days + 1)
+    done = sweeper.sweep(ordered_at)
+    assert done is not None and len(done.ordered) == 1
+
+    holding = json.loads(cli(env, "subject", "acme", "vic", "--json").stdout)["holdings"][0]
+    assert holding["retention_status"] == "purge_ordered"
+    assert holding["purge_ordered_at"] == queries.plain(ordered_at)
+    assert holding["purge_overdue"] is True
+    expected = f"purge ordered {queries.plain(ordered_at)}, awaiting confirmation, overdue"
+    assert holding["retention_note"] == expected
+    assert expected in cli(env, "subject", "acme", "vic").stdout
+
+    not_yet = ordered_at + timedelta(days=1)
+    listed = cli(env, "purge", "--dry-run", "--at", queries.plain(not_yet))
+    assert f"purge ordered {queries.plain(ordered_at)}, awaiting confirmation\n" in listed.stdout
+    assert "1 holding(s) due for purge (1 ordered, awaiting confirmation)" in listed.stdout
+    rows = json.loads(cli(env, "purge", "--dry-run", "--json").stdout)
+    assert [(row["subject"], row["purge_ordered_at"], row["purge_overdue"]) for row in rows] == [
+        ("vic", queries.plain(ordered_at), True)
+    ]
 
 
 def test_hold_placed_before_expiry_and_released_after(

@@ -134,7 +134,7 @@ def test_subjects_that_fail_are_logged_counted_and_skipped(
     assert listed.returncode == 0, listed.stderr
     assert "acme/s1" in listed.stdout and "globex/s1" in listed.stdout and "initech/s1" in listed.stdout
     assert "broken/s1" not in listed.stdout
-    assert "4 holding(s) due for purge, failed 1" in listed.stdout  # the ghost is listed; ordering fails
+    assert "4 holding(s) due for purge (0 ordered, awaiting confirmation), failed 1" in listed.stdout
     assert "1 subject(s) failed" in listed.stderr
 
     swept = cli(env, "scheduler", "--until-idle")

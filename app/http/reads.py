@@ -23,7 +23,7 @@ from projections.export import export
 from projections.history import history
 from projections.policies import adoptions
 from projections.receipts import receipt
-from projections.retention import expired, overdue, unconfirmed_orders
+from projections.retention import due_for_purge, open_orders, overdue, unconfirmed_orders
 from projections.timeline import state_at
 
 tenant_router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["reads"])
@@ -54,11 +54,14 @@ def subject_state(
     """Holdings with retention, consent per purpose and channel, shares, requests, holds, violations."""
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
+    orders = None  # open purge orders are what stands now, not what stood then
     if as_of is None and known_at is None:
         state = queries.subject_state(services.ledger, tenant, subject)
+        confirm_days = services.settings.purge_confirm_days
+        orders = open_orders(services.ledger, datetime.now(UTC), confirm_days, tenant, subject)
     else:
         state = state_at(services.ledger, tenant, subject, as_of or datetime.now(UTC), known_at)
-    return Json(queries.as_json(state, services.rules()))
+    return Json(queries.as_json(state, services.rules(), orders))
 
 
 @tenant_router.get(
@@ -168,9 +171,9 @@ def purge_dry_run(request: Request, *, tenant: TenantPath, at: When = None, cred
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
     now = at or datetime.now(UTC)
-    return Json(
-        [queries.plain(asdict(item)) for item in expired(services.ledger, services.rules(now), now, tenant)]
-    )
+    confirm_days = services.settings.purge_confirm_days
+    due = due_for_purge(services.ledger, services.rules(now), now, confirm_days, tenant=tenant)
+    return Json([item.as_json() for item in due])
 
 
 @tenant_router.get("/stats", summary="events stored and subjects projected for the tenant", responses=OBJECT)
