@@ -30,9 +30,8 @@ from ledger.retention import Rule, parse_policy, policy_document
 from ledger.retry import Backoff, Skipped, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
-from ledger.state import CHANNELS, PURPOSES
 from ledger.store import Ledger
-from projections import queries
+from projections import names, queries
 from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
@@ -191,8 +190,8 @@ def _query_commands(command: Command) -> None:
     check = command(
         "check", _check, "may this subject be contacted for a purpose on a channel now?", who=True, json=True
     )
-    check.add_argument("--purpose", required=True, choices=PURPOSES)
-    check.add_argument("--channel", required=True, choices=CHANNELS)
+    check.add_argument("--purpose", required=True, type=_word("purpose"))
+    check.add_argument("--channel", required=True, type=_word("channel"))
     check.add_argument("--at", type=_moment, help="answer for this event time (RFC 3339) instead of now")
     _known_at(check)
     command(
@@ -210,7 +209,7 @@ def _query_commands(command: Command) -> None:
     breach = command("breach", _breach, "whose data was exposed in a breach of these systems", json=True)
     breach.add_argument("tenant")
     breach.add_argument("--system", action="append", required=True, help="a breached system (repeatable)")
-    breach.add_argument("--category", action="append", help="only these categories (repeatable)")
+    breach.add_argument("--category", action="append", type=_word("category"), help="only these (repeatable)")
     breach.add_argument("--from", dest="window_from", type=_moment, required=True, help="window start")
     breach.add_argument("--to", dest="window_to", type=_moment, required=True, help="window end")
     breach.add_argument("--discovered-at", type=_moment, help="when it was discovered (default: now)")
@@ -583,6 +582,7 @@ def _horizon(ledger: Ledger, settings: Settings, erased_at: datetime | None) -> 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     entries = history(ledger, args.tenant, args.subject)
     if args.json:
         _print_json([queries.plain(asdict(entry)) for entry in entries])
@@ -600,6 +600,7 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 def _receipt(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     document = queries.plain(asdict(receipt(ledger, args.tenant, args.event_id)))
     if args.json:
         _print_json(document)
@@ -651,6 +652,7 @@ def _read_json(path: Path) -> Any:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     document = export(ledger, args.tenant, args.subject, _rules(ledger, settings))
     try:
         args.out.write_text(json.dumps(document, indent=2) + "\n")
@@ -664,6 +666,8 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
     if args.window_from > args.window_to:
         raise UsageError("--from is after --to: give the window in order")
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
+    names.require_systems(ledger, args.tenant, args.system)
     impact = breach_impact(
         ledger,
         args.tenant,
@@ -696,6 +700,8 @@ def _dry_run(
     ledger: Ledger, settings: Settings, at: datetime | None, tenant: str | None, *, as_json: bool
 ) -> int:
     """What a sweep at `at` (default: now) would order purged, and what is ordered already; orders nothing."""
+    if tenant is not None:
+        names.require_tenant(ledger, tenant)
     now = at or datetime.now(UTC)
     skipped = Skipped()
     rules = _rules(ledger, settings, now)
@@ -721,9 +727,8 @@ def _dry_run(
 
 
 def _overdue(args: argparse.Namespace, settings: Settings) -> int:
-    if args.within < 0:
-        raise UsageError("--within takes a number of days, 0 or more")
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     now = args.at or datetime.now(UTC)
     clocks = overdue(ledger, args.tenant, now, timedelta(days=args.within))
     orders = unconfirmed_orders(ledger, args.tenant, now, settings.purge_confirm_days)
@@ -848,6 +853,7 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
 def _subject(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     if args.as_of or args.known_at:
         as_of = args.as_of or datetime.now(UTC)
         state = state_at(ledger, args.tenant, args.subject, as_of, args.known_at)
@@ -895,6 +901,7 @@ def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
+    names.require_tenant(ledger, args.tenant)
     if args.at or args.known_at:
         at = args.at or datetime.now(UTC)
         decision = may_contact_at(
@@ -957,6 +964,18 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
+
+
+def _word(kind: str) -> Callable[[str], str]:
+    """A value of the contract's vocabulary of `kind`, or a one-line "did you mean"."""
+
+    def checked(text: str) -> str:
+        if text not in names.vocabulary(kind):
+            raise argparse.ArgumentTypeError(names.unknown(kind, text, names.vocabulary(kind)))
+        return text
+
+    checked.__name__ = kind  # what argparse calls the argument's type in its messages
+    return checked
 
 
 def _days(text: str) -> int:

@@ -17,6 +17,10 @@ class UnknownSubject(LedgerError):
     """The tenant has no subject with that id."""
 
 
+class UnknownName(LedgerError):
+    """A tenant, system, category, purpose or channel that the ledger does not know (a typo?)."""
+
+
 class UnknownEvent(LedgerError):
     """The tenant has no event with that id."""
 

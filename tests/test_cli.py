@@ -70,18 +70,11 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
     assert stats["tenants"]["acme"] == {"events": 3, "subjects": 1}
 
 
-def test_unknown_subject_exits_2_with_one_line(env: dict[str, str]) -> None:
-    """An unknown subject is an error, not an empty object."""
-    assert cli(env, "project", "--until-idle").returncode == 0
-    line = _one_line_error(cli(env, "subject", "acme", "nobody", "--json"))
-    assert "has no subject 'nobody'" in line
-
-
-def test_query_before_any_projection_is_an_unknown_subject(env: dict[str, str]) -> None:
-    """On a migrated database nothing was projected into yet, a query says the subject is unknown."""
+def test_query_before_any_event_names_no_tenant(env: dict[str, str]) -> None:
+    """On a migrated database that holds nothing yet, a query says no tenant is known yet."""
     assert cli(env, "migrate").returncode == 0
     line = _one_line_error(cli(env, "check", "acme", "nobody", "--purpose", "service", "--channel", "sms"))
-    assert "has no subject 'nobody'" in line
+    assert "unknown tenant 'acme': none is known yet" in line
 
 
 def test_query_on_a_database_never_migrated_says_to_migrate(env: dict[str, str]) -> None:
@@ -161,7 +154,7 @@ BREACH = [
     ("args", "expected"),
     [
         (["check", "acme", "alice", "--channel", "sms"], "consent-ledger check: error: the following"),
-        (["check", "acme", "alice", "--purpose", "spam", "--channel", "sms"], "invalid choice: 'spam'"),
+        ([*CHECK[:3], "--purpose", "spam", "--channel", "sms"], "unknown purpose 'spam': known are"),
         ([], "consent-ledger: error: the following arguments are required: COMMAND"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
         (["subject", "acme", "alice", "--as-of", "0001-01-01T00:00:00+01:00"], "from 1970-01-01T00:00:00Z"),
@@ -176,7 +169,7 @@ def test_usage_errors_are_one_line(env: dict[str, str], args: list[str], expecte
     """Bad arguments, times out of range and unwritable files: exit 2 and one line, no usage block."""
     line = _one_line_error(cli(env, *args))
     assert expected in line
-    if "error: the following" in line or "invalid choice" in line:
+    if "error: the following" in line or "invalid choice" in line or "unknown purpose" in line:
         assert line.endswith("--help)")
 
 
@@ -245,3 +238,31 @@ def test_subject_shows_retention_per_holding(env: dict[str, str], tmp_path: Path
     assert holding["retention_expires_at"] == "2033-01-01T00:00:00Z"
     bad = cli({**env, "LEDGER_RETENTION_POLICY": str(tmp_path / "missing.toml")}, "subject", "acme", "rita")
     assert bad.returncode == 2 and "LEDGER_RETENTION_POLICY" in bad.stderr
+
+
+def test_unknown_names_are_refused_with_the_nearest_known(env: dict[str, str], tmp_path: Path) -> None:
+    """A typo in a tenant, system, category, purpose or channel is exit 2 with "did you mean", never a 0."""
+    events = tmp_path / "events.jsonl"
+    lines = [
+        event("acme", "ann", "data.collected", collected("billing", "crm"), minutes=1),
+        event("globex", "bob", "consent.given", consent(), minutes=2),
+    ]
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert cli(env, "publish", str(events)).returncode == 0
+    assert cli(env, "run", "--until-idle").returncode == 0
+    window = ["--from", "2025-01-01T00:00:00Z", "--to", "2027-01-01T00:00:00Z"]
+    cases = [
+        (["breach", "acmee", "--system", "crm", *window], "unknown tenant 'acmee': did you mean acme?"),
+        (["breach", "acme", "--system", "crn", *window], "system 'crn' of tenant 'acme': did you mean"),
+        (["breach", "acme", "--system", "crm", "--category", "biling", *window], "did you mean billing?"),
+        (["overdue", "globx"], "unknown tenant 'globx': did you mean globex?"),
+        (["purge", "--dry-run", "--tenant", "nobody"], "unknown tenant 'nobody': known are acme, globex"),
+        (["subject", "acm", "ann"], "did you mean acme?"),
+        (["check", "acme", "ann", "--purpose", "marketting", "--channel", "sms"], "did you mean marketing?"),
+        (["check", "acme", "ann", "--purpose", "service", "--channel", "e-mail"], "did you mean email?"),
+        (["history", "glob", "bob"], "did you mean globex?"),
+        (["subject", "acme", "nobody"], "tenant 'acme' has no subject 'nobody'"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        assert expected in _one_line_error(cli(env, *args)), args
+    assert cli(env, "breach", "acme", "--system", "crm", *window).returncode == 0
