@@ -156,14 +156,14 @@ def erasure_due(state: SubjectState, *, await_recipients: bool) -> DeletionReque
     stands; a request completed after an earlier erasure makes it due again (data collected since
     then lives under a new key).
     """
-    if state.legal_holds or (await_recipients and unconfirmed_recipients(state)):
+    if state.legal_holds:
         return None
     for request in state.deletion_requests.values():
         completed = request.completed_at
         if not request.verified or request.categories is not None or completed is None:
             continue
         if state.erased_at is None or completed > state.erased_at:
-            return request
+            return None if await_recipients and unconfirmed_recipients(state) else request
     return None
 
 
