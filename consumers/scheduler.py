@@ -67,9 +67,13 @@ class Sweeper:
 
     def _sweep(self, now: datetime) -> Sweep:
         done = Sweep()
+        # Shred before confirming: a crash in between leaves the orders open, so the next sweep
+        # shreds again (a no-op once done), where confirming first would skip the shredding for good.
+        with self.ledger.writer.datastore.transaction() as curs:
+            confirmable = self.ledger.orders.confirmable(curs)
+        done.shredded = self._shred(confirmable, done.skipped)
         with self.ledger.writer.datastore.transaction(commit=True) as curs:
             done.confirmed = self.ledger.orders.confirm(curs, now)
-        done.shredded = self._shred(done.confirmed, done.skipped)
         rules = rules_in_force(self.ledger, self.settings.retention_policy, now)
         ordered_already = open_orders(self.ledger, now, self.settings.purge_confirm_days)
         orders = orders_for(expired(self.ledger, rules, now, skipped=done.skipped), ordered_already)
@@ -114,7 +118,7 @@ class Sweeper:
         return orders
 
     def _shred(self, confirmed: list[tuple[str, str]], skipped: Skipped) -> list[tuple[str, str]]:
-        """Destroy the data key of every subject a confirmation left with nothing held."""
+        """Destroy the data key of every subject that confirming its orders leaves with nothing held."""
         return [
             (tenant, subject)
             for tenant, subject in confirmed

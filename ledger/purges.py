@@ -77,6 +77,17 @@ def orders_for(
     return orders
 
 
+# An open order (alias o) whose holdings the read model no longer shows held.
+_GONE = SQL(
+    "o.confirmed_at IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM proj_holdings h WHERE h.tenant = o.tenant AND h.subject = o.subject "
+    "AND h.system = o.system AND h.category = ANY(o.categories) AND h.status = 'held') "
+    "AND NOT EXISTS (SELECT 1 FROM proj_intervals i WHERE i.tenant = o.tenant "
+    "AND i.subject = o.subject AND i.system = o.system AND i.category = ANY(o.categories) "
+    "AND i.held_until IS NULL)"
+)
+
+
 class OrderBook:
     """SQL for the purge-order table."""
 
@@ -128,20 +139,23 @@ class OrderBook:
             (now, [o.order_id for o in orders], [o.resend for o in orders]),
         )
 
+    def confirmable(self, curs: Cursor) -> list[tuple[str, str]]:
+        """The (tenant, subject) pairs `confirm` would confirm an order of now."""
+        curs.execute(
+            SQL("SELECT DISTINCT tenant, subject FROM {} o WHERE {} ORDER BY tenant, subject").format(
+                self.table, _GONE
+            )
+        )
+        return [(row["tenant"], row["subject"]) for row in curs.fetchall()]
+
     def confirm(self, curs: Cursor, now: datetime) -> list[tuple[str, str]]:
         """Confirm every open order none of whose categories the read model shows held in its system
         (or, for a recipient, still held there since it was shared); return the (tenant, subject)
         pairs confirmed."""
         curs.execute(
-            SQL(
-                "UPDATE {} o SET confirmed_at = %s WHERE confirmed_at IS NULL AND NOT EXISTS ("
-                "SELECT 1 FROM proj_holdings h WHERE h.tenant = o.tenant AND h.subject = o.subject "
-                "AND h.system = o.system AND h.category = ANY(o.categories) AND h.status = 'held') "
-                "AND NOT EXISTS (SELECT 1 FROM proj_intervals i WHERE i.tenant = o.tenant "
-                "AND i.subject = o.subject AND i.system = o.system AND i.category = ANY(o.categories) "
-                "AND i.held_until IS NULL) "
-                "RETURNING tenant, subject"
-            ).format(self.table),
+            SQL("UPDATE {} o SET confirmed_at = %s WHERE {} RETURNING tenant, subject").format(
+                self.table, _GONE
+            ),
             (now,),
         )
         return sorted({(row["tenant"], row["subject"]) for row in curs.fetchall()})

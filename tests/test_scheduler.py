@@ -150,6 +150,38 @@ def test_recipients_are_ordered_to_purge_and_shredding_waits_for_them(
     assert all_done is not None and all_done.shredded == [("acme", "ola")]
 
 
+def test_a_sweep_killed_before_shredding_shreds_on_the_next_one(
+    sweeper: Sweeper, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that dies between seeing the purges confirmed and shredding the key leaves the orders
+    open, so the next sweep still shreds (confirming first skipped the shredding for good)."""
+    sweeper.sweep(DUE)
+    confirmations = [
+        fact(
+            "acme",
+            "ola",
+            f"d-{system}",
+            "deletion.completed",
+            minutes=10 * 24 * 60 + 1,
+            data={"system": system},
+        )
+        for system in ("billing", "crm")
+    ]
+    ledger.append(confirmations)
+    Projector(ledger, page=100).run(until_idle=True)
+
+    def killed(*_: object) -> None:
+        raise SystemExit("killed")
+
+    with monkeypatch.context() as crash:
+        crash.setattr(Ledger, "erase", killed)
+        with pytest.raises(SystemExit):
+            sweeper.sweep(DUE + timedelta(days=1))
+    done = sweeper.sweep(DUE + timedelta(days=2))
+    assert done is not None and done.shredded == [("acme", "ola")] and done.confirmed == [("acme", "ola")]
+    assert history(ledger, "acme", "ola")[0].personal == "erased"
+
+
 def test_unconfirmed_order_is_resent_and_flagged_overdue(
     sweeper: Sweeper, settings: Settings, env: dict[str, str]
 ) -> None:
