@@ -204,7 +204,7 @@ def _query_commands(command: Command) -> None:
     exp = command(
         "export", _export, "write everything known about a subject as JSON (access, portability)", who=True
     )
-    exp.add_argument("--out", type=Path, required=True, help="the file to write")
+    exp.add_argument("--out", type=Path, required=True, help="the file to write (mode 0600), or - for stdout")
     command("stats", _stats, "count stored events, subjects and dead letters", json=True)
     breach = command("breach", _breach, "whose data was exposed in a breach of these systems", json=True)
     breach.add_argument("tenant")
@@ -590,7 +590,9 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
     for entry in entries:
         when = "" if entry.occurred_at is None else f"happened {queries.plain(entry.occurred_at)}, "
         print(f"v{entry.version} {entry.type} ({when}recorded {queries.plain(entry.recorded_at)})")
-        print(f"    source {entry.source}, event {entry.event_id}, from {entry.origin}")
+        print(
+            f"    source {_shown(entry.source)}, event {_shown(entry.event_id)}, from {_shown(entry.origin)}"
+        )
         print(f"    data {json.dumps(entry.data, default=str)}")
         if entry.personal is not None:
             personal = entry.personal if isinstance(entry.personal, str) else json.dumps(entry.personal)
@@ -608,7 +610,7 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
     proof = document.pop("proof")
     document.pop("record")
     for name, value in document.items():
-        print(f"{name:<18} {value}")
+        print(f"{name:<18} {_shown(value)}")
     print(
         f"{'proof':<18} leaf {proof['leaf_index']} of the tree of {proof['tree_size']} events, "
         f"tree head {proof['tree_head']['sequence']} signed by key {proof['key_id']} (--json for all of it)"
@@ -653,13 +655,25 @@ def _read_json(path: Path) -> Any:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
-    document = export(ledger, args.tenant, args.subject, _rules(ledger, settings))
+    text = json.dumps(export(ledger, args.tenant, args.subject, _rules(ledger, settings)), indent=2) + "\n"
+    if str(args.out) == "-":
+        sys.stdout.write(text)
+        return 0
     try:
-        args.out.write_text(json.dumps(document, indent=2) + "\n")
+        _write_private(args.out, text)
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read: created 0600, never readable by others for a moment
+    (an existing file is narrowed to 0600 before anything personal goes into it)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
 
 
 def _breach(args: argparse.Namespace, settings: Settings) -> int:
@@ -869,15 +883,20 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(document)
         return 0
     print(f"subject {document['subject']} of tenant {document['tenant']}")
-    print(f"  erased: {'yes, since ' + str(document['erased_at']) if document['erased'] else 'no'}")
+    print(f"  erased: {'yes, since ' + _shown(document['erased_at']) if document['erased'] else 'no'}")
     if found is not None:
         _print_horizon(found)
-    print(f"  first seen {document['first_seen']}, last event {document['last_event_at']}")
+    print(f"  first seen {_shown(document['first_seen'])}, last event {_shown(document['last_event_at'])}")
     if document["account_closed_at"]:
         print(f"  account closed {document['account_closed_at']}")
-    _section("holdings", document["holdings"], "{category} in {system}: {status}, {legal_basis} "
-             "for {purposes}, collected {first_collected} .. {last_collected}; retention "
-             "{retention_status} {retention_expires_at} ({retention_rule}: {retention_note})")  # fmt: skip
+    for holding in document["holdings"]:
+        holding["retention"] = _retention(holding)
+    _section(
+        "holdings",
+        document["holdings"],
+        "{category} in {system}: {status}, {legal_basis} for {purposes}, "
+        "collected {first_collected} .. {last_collected}; retention {retention}",
+    )
     _section("consent", document["consent"], "{purpose} on {channel}: {state} since {since} ({event_id})")
     _section(
         "shares",
@@ -896,7 +915,27 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
 def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
     print(f"  {title}: {'none' if not rows else ''}")
     for row in rows:
-        print("    " + line.format(**{k: ", ".join(v) if isinstance(v, list) else v for k, v in row.items()}))
+        print("    " + line.format(**{key: _shown(value, key) for key, value in row.items()}))
+
+
+def _retention(holding: dict[str, Any]) -> str:
+    """`STATUS [EXPIRES] (RULE: NOTE)`, leaving out what a holding does not have."""
+    expires = holding.get("retention_expires_at")
+    rule, note = holding.get("retention_rule"), holding.get("retention_note")
+    why = f"{rule}: {note}" if rule and note else rule or note
+    return (
+        " ".join(part for part in (holding.get("retention_status"), expires, why and f"({why})") if part)
+        or "unknown"
+    )
+
+
+def _shown(value: Any, key: str = "") -> str:
+    """A value as a person reads it: lists joined, times in RFC 3339, and never `None`."""
+    if value is None:
+        return "all" if key == "categories" else "-"  # absent categories mean every category
+    if isinstance(value, list):
+        return ", ".join(_shown(item) for item in value)
+    return str(queries.plain(value))
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -912,7 +951,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json({"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id})
     else:
-        print(f"{'allowed' if decision.allowed else 'denied'}: {decision.reason}")
+        deciding = "" if decision.event_id is None else f" (event {decision.event_id})"
+        print(f"{'allowed' if decision.allowed else 'denied'}: {decision.reason}{deciding}")
     return 0 if decision.allowed else 1
 
 
@@ -1013,7 +1053,7 @@ def _read_text(path: Path) -> str:
 
 
 def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2, default=str))
+    print(json.dumps(queries.plain(document), indent=2, default=str))
 
 
 def _stop_on_signal() -> threading.Event:

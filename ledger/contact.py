@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from ledger.state import GRANTED, SERVICE, Consent
+from ledger.times import rfc3339
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ def decide(erased: bool, purpose: str, channel: str, consent: Consent | None) ->
         return Decision(True, "transactional (service) messages need no consent")
     if consent is None:
         return Decision(False, f"no consent recorded for {purpose} on {channel}")
-    since = consent.since.isoformat()
+    since = rfc3339(consent.since)
     if consent.state == GRANTED:
         return Decision(True, f"consent granted for {purpose} on {channel} since {since}", consent.event_id)
     return Decision(

@@ -8,10 +8,11 @@ key epoch that wrapped it is retired.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.keys import Epoch
+from ledger.times import rfc3339
 
 _DAY = timedelta(days=1)
 
@@ -34,14 +35,14 @@ class Horizon:
     def as_json(self) -> dict[str, Any]:
         """The `erasure_horizon` of `subject --json`."""
         return {
-            "kafka_gone_by": _text(self.kafka_gone_by),
+            "kafka_gone_by": rfc3339(self.kafka_gone_by),
             "key_copies_unreadable": not self.epochs_to_retire,
             "epochs_to_retire": self.epochs_to_retire,
         }
 
     def lines(self) -> list[str]:
         """The horizon in words, one line per kind of copy."""
-        kafka = _text(self.kafka_gone_by)
+        kafka = rfc3339(self.kafka_gone_by)
         keys = (
             "unreadable now: every key epoch of its time is retired"
             if not self.epochs_to_retire
@@ -63,7 +64,3 @@ def horizon(erased_at: datetime, retention: timedelta, epochs: Sequence[Epoch]) 
         kafka_gone_by=erased_at + retention + segment_roll(retention),
         epochs_to_retire=[epoch.number for epoch in epochs if epoch.created_at <= erased_at],
     )
-
-
-def _text(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

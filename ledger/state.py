@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.times import rfc3339
+
 HELD = "held"
 DELETED = "deleted"
 GRANTED = "granted"
@@ -245,7 +247,7 @@ def _jurisdiction(state: SubjectState, category: str) -> str | None:
 def _flag_violation(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     reason = None
     if state.erased_at is not None and at > state.erased_at:
-        reason = f"collected after the subject was erased at {state.erased_at.isoformat()}"
+        reason = f"collected after the subject was erased at {rfc3339(state.erased_at)}"
     for request in state.deletion_requests.values():
         covered = request.categories is None or data["category"] in request.categories
         if reason is None and covered and request.completed_at is not None and at > request.completed_at:

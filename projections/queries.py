@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg.sql import SQL, Identifier
@@ -13,6 +13,7 @@ from ledger.purges import HoldingKey, OpenOrder
 from ledger.retention import PURGE_ORDERED, Rule, retention
 from ledger.state import Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
+from ledger.times import rfc3339
 from projections import tables
 
 
@@ -154,9 +155,9 @@ def order_fields(order: OpenOrder | None) -> dict[str, Any]:
 def plain(value: Any) -> Any:
     """Datetimes as RFC 3339 UTC text, recursively; everything else as it is."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [plain(item) for item in value]
     return value

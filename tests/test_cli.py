@@ -62,6 +62,7 @@ def test_publish_run_subject_check(env: dict[str, str], tmp_path: Path) -> None:
 
     allowed = cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "sms")
     assert (allowed.returncode, allowed.stdout.split(":")[0]) == (0, "allowed")
+    assert allowed.stdout.strip().endswith(f"(event {lines[1]['id']})")  # the deciding event
     denied = cli(env, "check", "acme", "alice", "--purpose", "marketing", "--channel", "email", "--json")
     assert denied.returncode == 1
     assert json.loads(denied.stdout)["allowed"] is False
@@ -266,3 +267,59 @@ def test_unknown_names_are_refused_with_the_nearest_known(env: dict[str, str], t
     for args, expected in cases:
         assert expected in _one_line_error(cli(env, *args)), args
     assert cli(env, "breach", "acme", "--system", "crm", *window).returncode == 0
+
+
+def test_human_output_shows_no_none_and_every_time_in_z(env: dict[str, str], tmp_path: Path) -> None:
+    """Over a workload with every event type, no text output says `None`, and no output (text or
+    JSON) writes a time with `+00:00`: every time is RFC 3339 with `Z`."""
+    events = tmp_path / "events.jsonl"
+    assert cli(env, "generate", "--out", str(events), "--tenants", "1", "--subjects", "40").returncode == 0
+    assert cli(env, "publish", str(events)).returncode == 0
+    assert cli(env, "run", "--until-idle").returncode == 0
+    assert cli(env, "checkpoint").returncode == 0  # receipts prove inclusion up to a signed tree head
+    subjects = sorted({orjson.loads(line)["subject"] for line in events.read_bytes().splitlines()})
+    tenant = orjson.loads(events.read_bytes().splitlines()[0])["tenant"]
+    consent_ids = [
+        orjson.loads(line)["id"] for line in events.read_bytes().splitlines() if b'"consent.given"' in line
+    ][:3]
+    window = ["--from", "2020-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z"]
+    commands = [
+        *(["subject", tenant, subject] for subject in subjects),
+        *(["history", tenant, subject] for subject in subjects[:10]),
+        *(["receipt", tenant, event_id] for event_id in consent_ids),
+        ["check", tenant, subjects[0], "--purpose", "marketing", "--channel", "email"],
+        ["breach", tenant, "--system", "crm", "--subjects", *window],
+        ["overdue", tenant, "--at", "2031-01-01T00:00:00Z"],
+        ["purge", "--dry-run", "--at", "2040-01-01T00:00:00Z"],
+        ["policies"],
+        ["stats"],
+    ]
+    for args in commands:
+        for shown in (cli(env, *args), cli(env, *args, "--json")):
+            assert shown.returncode in (0, 1) and shown.stderr == "", (args, shown.stderr)
+            assert "+00:00" not in shown.stdout, args
+        assert "None" not in cli(env, *args).stdout, args
+
+
+def test_export_is_private_and_can_go_to_stdout(env: dict[str, str], tmp_path: Path) -> None:
+    """`export` creates its file readable by its owner only (0600), and `--out -` writes to stdout."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps(event("acme", "eve", "data.collected", collected())) + b"\n")
+    assert cli(env, "publish", str(events)).returncode == 0
+    assert cli(env, "run", "--until-idle").returncode == 0
+    out = tmp_path / "eve.json"
+    assert cli(env, "export", "acme", "eve", "--out", str(out)).returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    loose = tmp_path / "loose.json"
+    loose.write_text("")
+    loose.chmod(0o644)
+    assert cli(env, "export", "acme", "eve", "--out", str(loose)).returncode == 0
+    assert loose.stat().st_mode & 0o777 == 0o600
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        shown = cli(env, "export", "acme", "eve", "--out", "-")
+    finally:
+        os.chdir(cwd)
+    assert json.loads(shown.stdout)["subject"] == "eve"
+    assert not (tmp_path / "-").exists()
