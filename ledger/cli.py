@@ -851,6 +851,11 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     if args.retire:
         retired = ", ".join(map(str, done.retired)) or "none"
         print(f"retired epochs: {retired} (old copies of keys they wrapped can no longer be opened)")
+        if new is None and done.retired:
+            print(
+                "backups older than this still hold those epochs' keys under this master key: "
+                "rotate it too (--new-key-file) and destroy the old one to put them out of reach"
+            )
     if new is None:
         return 0
     print(f"epoch keys are now wrapped by master key {new.key_id}")

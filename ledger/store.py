@@ -557,9 +557,9 @@ class Ledger(Application[UUID]):
             raise ConfigError("key rotation needs the current master key: set LEDGER_MASTER_KEY")
         with self.writer.writing() as curs:  # no data key is created under the old epoch meanwhile
             epoch, count = self.keys.rotate(curs)
-            if new is not None:
-                self.keys.rewrap_epochs(curs, new)
             retired = self.keys.retire(curs) if retire else []
+            if new is not None:  # after retiring: a retired epoch is never wrapped by the new key
+                self.keys.rewrap_epochs(curs, new)
         if new is not None:
             self.master_key = new
             self.keys = KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", new)
