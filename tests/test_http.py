@@ -203,6 +203,16 @@ def test_bulk_check_denies_unknown_subjects(api: Api) -> None:
     assert denied["bob"]["event_id"] == "b2"
 
 
+def test_breach_names_a_typo(api: Api) -> None:
+    """A breach of a system the tenant never used is refused with the nearest of its own systems."""
+    with api.client("acme", AUDITOR) as client:
+        window = {"from": "2026-01-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+        found = client.get("/v1/tenants/acme/breach", params={"system": "crm", **window}).json()
+        assert found["subjects"] == 1
+        refused = _problem(client.get("/v1/tenants/acme/breach", params={"system": "crn", **window}), 400)
+        assert "did you mean crm?" in refused["detail"]
+
+
 def test_no_key_or_a_wrong_key_is_refused(api: Api) -> None:
     """Without a key, or with one the ledger never issued, nothing but health is answered."""
     path = "/v1/tenants/acme/subjects/alice/check?purpose=service&channel=sms"

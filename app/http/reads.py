@@ -17,7 +17,7 @@ from app.http.problems import Problem
 from ledger.access import ADMIN, AUDITOR, ApiKey
 from ledger.audit import verify
 from ledger.store import Ledger
-from projections import queries
+from projections import names, queries
 from projections.breach import breach_impact
 from projections.export import export
 from projections.history import history
@@ -125,8 +125,13 @@ def breach(
     gate(request, credentials, tenant, AUDITOR)
     if window_from > window_to:
         raise Problem(400, "`from` is after `to`: give the window in order")
+    ledger = request.app.state.services.ledger
+    # A typo gets "did you mean" among the tenant's own systems, not 0 subjects. (Never
+    # names.require_tenant here: its answer lists other tenants.)
+    names.require_systems(ledger, tenant, system)
+    names.require_vocabulary("category", category or ())
     impact = breach_impact(
-        request.app.state.services.ledger,
+        ledger,
         tenant,
         system,
         (window_from, window_to),
