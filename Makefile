@@ -5,7 +5,7 @@ CLI := $(BIN)/consent-ledger
 DEMO := .ledger/demo
 PYTHON ?= python3
 
-.PHONY: install demo test lint type unit bench down clean
+.PHONY: install demo test lint type unit bench hostile down clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,9 @@ bench: install
 	$(BIN)/python -m bench.checkpoint
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.propagation
+
+hostile: install
+	$(BIN)/python -m bench.hostile
 
 down: install
 	$(CLI) down

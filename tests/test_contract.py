@@ -6,12 +6,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import schemas
 from consumers import bounds
 from consumers.contract import Contract, Rejected
 from consumers.workload import bad_messages, generate
 from ledger.subject import FACT_CLASSES
+from tests import hostile
 from tests.canary import CANARY, canary_event, leaks, refused_cases
 from tests.helpers import collected, consent, event
 
@@ -256,3 +258,20 @@ def test_reasons_never_quote_the_input(case: str, raw: bytes) -> None:
 def test_the_canary_messages_are_valid_but_for_the_one_fault() -> None:
     """The canary-filled base event is itself accepted, so each refused case tests the rule it breaks."""
     assert CONTRACT.parse(orjson.dumps(canary_event())).id.startswith(CANARY)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile.message(max_bytes=16 * 1024))
+def test_every_generated_message_gets_a_verdict(message: hostile.Message) -> None:
+    """Any generated message, valid or hostile, parses to an event within the time range or is refused
+    with a one-line reason; nothing else is ever raised."""
+    contract = Contract(max_message_bytes=16 * 1024)
+    try:
+        parsed = contract.parse(message.value)
+    except Rejected as rejected:
+        assert rejected.reason
+        assert "\n" not in rejected.reason
+        assert len(rejected.reason) < 600
+        assert message.kind != hostile.VALID, rejected.reason
+    else:
+        assert bounds.EARLIEST <= parsed.time < bounds.LATEST
