@@ -11,26 +11,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import psycopg
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError
 
 from consumers import kafka
 from consumers.contract import CloudEvent, Contract, Rejected, internal
 from consumers.deadletter import DeadLetters
 from consumers.kafka import Record
 from ledger.errors import ConfigError
-from ledger.retry import Backoff, GaveUp, Retry, Stopped
+from ledger.retry import Backoff, GaveUp, Retry, Stopped, transient
 from ledger.settings import Settings
 from ledger.store import Ledger, RecordFact
 
 log = structlog.get_logger()
-
-
-# The database or its connection is away: the batch is retried as a whole, never blamed on a message.
-OUTAGES = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-# Failures no message is to blame for (a wrong master key): stop, rather than dead-letter every one.
-NOT_THE_MESSAGE = (*OUTAGES, ConfigError)
 
 
 CONFLICT = (
@@ -151,22 +143,23 @@ class Ingestor:
         """Append the accepted facts in one transaction; return (stored, duplicates).
 
         Facts that reuse an id for different content are moved to `batch.refused`. Should the append
-        fail for anything but an outage, one fact must be at fault: the facts are appended one at a
-        time instead, and the ones that fail are refused too.
+        fail for anything but an outage (which the caller waits out) or the configuration, one fact
+        must be at fault: the facts are appended one at a time instead, and the ones that fail are
+        refused too.
         """
         try:
             return self._append(batch.accepted, batch)
-        except NOT_THE_MESSAGE:
-            raise
         except Exception as error:
+            if _not_the_message(error):
+                raise
             log.warning("ingest.isolating", error=type(error).__name__, facts=len(batch.accepted))
         stored = duplicates = 0
         for accepted in batch.accepted:
             try:
                 one_stored, one_duplicate = self._append([accepted], batch)
-            except NOT_THE_MESSAGE:
-                raise
             except Exception as error:
+                if _not_the_message(error):
+                    raise
                 batch.refused.append((accepted[0], internal(error)))
             else:
                 stored, duplicates = stored + one_stored, duplicates + one_duplicate
@@ -176,6 +169,12 @@ class Ingestor:
         result = self.ledger.append([fact for _, fact in accepted])
         batch.refused.extend((accepted[index][0], CONFLICT) for index in result.conflicts)
         return result.stored, result.duplicates
+
+
+def _not_the_message(error: Exception) -> bool:
+    """An outage, or a configuration error (a wrong master key): stop, rather than dead-letter every
+    message."""
+    return transient(error) or isinstance(error, ConfigError)
 
 
 def _offset_ranges(records: Sequence[Record]) -> dict[str, list[int]]:
