@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.rebuild
 	$(BIN)/python -m bench.breach
 	$(BIN)/python -m bench.pointintime
+	$(BIN)/python -m bench.cli
 	$(BIN)/python -m bench.checkpoint
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.propagation

@@ -6,7 +6,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from app.bootstrap import Services
 from ledger import cli
 from ledger.access import ROLES
 from ledger.errors import UsageError
@@ -42,7 +41,8 @@ def _commands(command: cli.Command) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         raise UsageError("--workers takes a number of processes, 1 or more")
-    from app.http.server import serve  # noqa: PLC0415 - FastAPI and uvicorn load only for this command
+    from app.bootstrap import Services
+    from app.http.server import serve
 
     services = Services(settings)
     services.migrate().close()  # reachable, tables in place: fail here in one line, not in each worker
@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from app.bootstrap import Services
+
     ledger = Services(settings).migrate()
     with ledger.writer.datastore.transaction(commit=True) as curs:
         key, text = ledger.api_keys.create(curs, args.tenant, args.role)
@@ -63,6 +65,8 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.bootstrap import Services
+
     ledger = Services(settings).ledger
     with ledger.writer.datastore.transaction() as curs:
         keys = ledger.api_keys.all(curs)
@@ -78,6 +82,8 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from app.bootstrap import Services
+
     ledger = Services(settings).ledger
     with ledger.writer.datastore.transaction(commit=True) as curs:
         key = ledger.api_keys.revoke(curs, args.key_id)
@@ -86,6 +92,8 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _access_log(args: argparse.Namespace, settings: Settings) -> int:
+    from app.bootstrap import Services
+
     ledger = Services(settings).ledger
     with ledger.writer.datastore.transaction() as curs:
         entries = ledger.access_log.read(curs, args.tenant, args.subject)

@@ -3,6 +3,8 @@
 Exit codes: 0 ok, 1 a "no" answer (denied), 2 bad usage or input, with one line saying what to fix.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import json
@@ -14,15 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from ledger import logs, schema, stack
-from ledger.audit import verify
-from ledger.checkpoints import Checkpointer, Witness
+from ledger import logs, stack
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import Horizon, horizon
@@ -32,15 +32,12 @@ from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
 from ledger.store import Ledger
 from projections import names, queries
-from projections.breach import breach_impact
-from projections.export import export
-from projections.history import history
 from projections.policies import adoptions
-from projections.projector import Projector
-from projections.rebuild import rebuild
-from projections.receipts import check_receipt, receipt, tree_head
-from projections.retention import due_for_purge, open_orders, overdue, rules_in_force, unconfirmed_orders
 from projections.timeline import may_contact_at, state_at
+
+if TYPE_CHECKING:  # the rest load in the handlers that use them, so a query starts fast
+    from ledger.checkpoints import Checkpointer
+    from projections.projector import Projector
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 # Times given on the command line: what the contract accepts for event times, so that no retention
@@ -50,7 +47,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_DAYS = 36_500  # `--within`: a century
 
 
-def main(argv: Sequence[str] | None = None, extra: Callable[["Command"], None] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, extra: Callable[[Command], None] | None = None) -> int:
     """Parse the command line, run the subcommand, and turn every failure into one line; `extra`
     adds commands defined outside this package (the HTTP server, API keys)."""
     try:
@@ -106,7 +103,7 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _parser(extra: Callable[["Command"], None] | None = None) -> argparse.ArgumentParser:
+def _parser(extra: Callable[[Command], None] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="consent-ledger",
         description="Event-sourced consent and retention ledger. Settings: LEDGER_* variables.",
@@ -324,6 +321,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _start(settings: Settings) -> Ledger:
     """Start the stack, create the topics, the tables and, on first start, the embedded master key."""
     from consumers import kafka
+    from ledger import schema
 
     found = stack.up(settings)
     kafka.ensure_topics(found.kafka_bootstrap, settings)
@@ -370,6 +368,8 @@ def _ledger(settings: Settings) -> Ledger:
 
 def _migrated(settings: Settings) -> Ledger:
     """The event store for a component that writes: every table created first where missing."""
+    from ledger import schema
+
     ledger = _ledger(settings)
     schema.migrate(ledger)
     return ledger
@@ -420,6 +420,8 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.rebuild import rebuild
+
     ledger = _migrated(settings)
     report = rebuild(ledger, _progress_bar(f"rebuilding {args.projection}"), processes=args.processes)
     print(file=sys.stderr)
@@ -523,12 +525,15 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _projector(ledger: Ledger, settings: Settings) -> Projector:
+    from projections.projector import Projector
+
     return Projector(
         ledger, settings.projection_page, _checkpointer(ledger, settings), settings.awaits_recipients
     )
 
 
 def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
+    from ledger.checkpoints import Checkpointer, Witness
     from ledger.witness import FileWitness, TopicWitness
 
     witnesses: list[Witness] = [
@@ -581,6 +586,8 @@ def _horizon(ledger: Ledger, settings: Settings, erased_at: datetime | None) -> 
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.history import history
+
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     entries = history(ledger, args.tenant, args.subject)
@@ -601,6 +608,8 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _receipt(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.receipts import receipt
+
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     document = queries.plain(asdict(receipt(ledger, args.tenant, args.event_id)))
@@ -619,6 +628,8 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tree_head(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.receipts import tree_head
+
     ledger = _ledger(settings)
     text = json.dumps(tree_head(ledger, args.from_size), indent=2) + "\n"
     if args.out is None:
@@ -633,6 +644,8 @@ def _tree_head(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.receipts import check_receipt
+
     later = None if args.tree_head is None else _read_json(args.tree_head)
     verdict = check_receipt(_read_json(args.file), _public_keys(args, settings), later)
     for line in verdict.problems:
@@ -653,6 +666,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.export import export
+
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     text = json.dumps(export(ledger, args.tenant, args.subject, _rules(ledger, settings)), indent=2) + "\n"
@@ -677,6 +692,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _breach(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.breach import breach_impact
+
     if args.window_from > args.window_to:
         raise UsageError("--from is after --to: give the window in order")
     ledger = _ledger(settings)
@@ -714,6 +731,8 @@ def _dry_run(
     ledger: Ledger, settings: Settings, at: datetime | None, tenant: str | None, *, as_json: bool
 ) -> int:
     """What a sweep at `at` (default: now) would order purged, and what is ordered already; orders nothing."""
+    from projections.retention import due_for_purge
+
     if tenant is not None:
         names.require_tenant(ledger, tenant)
     now = at or datetime.now(UTC)
@@ -741,6 +760,8 @@ def _dry_run(
 
 
 def _overdue(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.retention import overdue, unconfirmed_orders
+
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     now = args.at or datetime.now(UTC)
@@ -762,6 +783,8 @@ def _overdue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules(ledger: Ledger, settings: Settings, at: datetime | None = None) -> list[Rule]:
+    from projections.retention import rules_in_force
+
     return rules_in_force(ledger, settings.retention_policy, at or datetime.now(UTC))
 
 
@@ -797,6 +820,7 @@ def _policies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.audit import verify
     from ledger.witness import read_file as read_witness_file
     from ledger.witness import read_topic as read_witness_topic
 
@@ -871,6 +895,8 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _subject(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.retention import open_orders
+
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     if args.as_of or args.known_at:
