@@ -27,7 +27,7 @@ from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import Horizon, horizon
 from ledger.retention import Rule, parse_policy, policy_document
-from ledger.retry import Backoff, Skipped, keep_alive
+from ledger.retry import Backoff, Skipped, Supervised, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
 from ledger.store import Ledger
@@ -477,10 +477,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "projector": lambda: projector.run(until_idle=False, stop=stop, backoff=backoff),
             "scheduler": lambda: run_scheduler(sweeper, trigger, stop, backoff),
         }
-        workers = [
-            threading.Thread(target=keep_alive, args=(name, start, stop, backoff), daemon=True)
-            for name, start in components.items()
-        ]
+        workers = [Supervised(name, start, stop, backoff) for name, start in components.items()]
         for worker in workers:
             worker.start()
 
@@ -490,7 +487,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         totals = keep_alive("consumer", consume, stop, backoff) or ingest.Totals()
         stop.set()
         for worker in workers:
-            worker.join()
+            worker.finish()
         progress = projector.run(until_idle=True, backoff=Backoff.from_settings(settings, bounded=True))
     print(f"{totals.summary()}, projected {progress.applied}")
     return 0

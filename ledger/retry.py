@@ -196,7 +196,11 @@ class Skipped:
 
 def keep_alive(component: str, start: Callable[[], T], stop: threading.Event, backoff: Backoff) -> T | None:
     """Run `start()` until it returns; whatever it raises is logged and it is started again after a
-    pause, so a component of `run` never dies silently. None when stopped before it returned."""
+    pause, so a component of `run` never dies silently. None when stopped before it returned.
+
+    A configuration error (a `LedgerError` that is no outage, such as a wrong master key) would fail
+    the same way at every start: it stops every component and is raised, to be reported in one line.
+    """
     retry = Retry(backoff, component, stop, retry_on=lambda _: True)
     while not stop.is_set():
         started = time.monotonic()
@@ -205,6 +209,9 @@ def keep_alive(component: str, start: Callable[[], T], stop: threading.Event, ba
         except Stopped:
             break
         except Exception as error:
+            if isinstance(error, LedgerError) and not transient(error):
+                stop.set()
+                raise
             _log().error("component.failed", component=component, error=type(error).__name__)
             if time.monotonic() - started > backoff.cap:  # it ran healthy for a while: start over
                 retry.succeeded()
@@ -213,6 +220,28 @@ def keep_alive(component: str, start: Callable[[], T], stop: threading.Event, ba
             except Stopped:
                 break
     return None
+
+
+class Supervised(threading.Thread):
+    """A component of `run` in a thread of its own, kept alive by `keep_alive`."""
+
+    def __init__(self, component: str, start: Callable[[], object], stop: threading.Event, backoff: Backoff):
+        super().__init__(name=component, daemon=True)
+        self.component, self.start_component, self.stop, self.backoff = component, start, stop, backoff
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        """Keep the component alive; keep what stopped it for `finish`."""
+        try:
+            keep_alive(self.component, self.start_component, self.stop, self.backoff)
+        except Exception as error:  # raised again in the caller's thread by `finish`
+            self.error = error
+
+    def finish(self) -> None:
+        """Wait for the component to stop; raise the error that stopped it, if one did."""
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:

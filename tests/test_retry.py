@@ -7,8 +7,8 @@ from eventsourcing.persistence import OperationalError
 from kafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
-from ledger.errors import ServiceUnavailable, UsageError
-from ledger.retry import Backoff, GaveUp, Retry, Stopped, keep_alive, transient
+from ledger.errors import ConfigError, ServiceUnavailable, UsageError
+from ledger.retry import Backoff, GaveUp, Retry, Stopped, Supervised, keep_alive, transient
 from ledger.settings import Settings
 
 BACKOFF = Backoff(initial=0.5, cap=30.0)
@@ -145,3 +145,23 @@ def test_keep_alive_restarts_a_component_whatever_it_raised() -> None:
     assert len(calls) == 3
     failed = [entry for entry in logs if entry["event"] == "component.failed"]
     assert [(entry["component"], entry["error"]) for entry in failed] == [("projector", "RuntimeError")] * 2
+
+
+def test_keep_alive_stops_everything_on_a_configuration_error() -> None:
+    """A wrong setting would fail every restart the same way: it stops all components and is raised."""
+    stop = FakeStop()
+    calls, action = _failing(1, ConfigError("LEDGER_SWEEP_CRON='x' is not a crontab line"))
+    with pytest.raises(ConfigError, match="crontab"):
+        keep_alive("scheduler", action, stop, BACKOFF)  # type: ignore[arg-type]
+    assert len(calls) == 1 and stop.is_set()
+
+
+def test_a_supervised_thread_hands_its_configuration_error_to_the_caller() -> None:
+    """`run` reports a component thread's configuration error in its own thread, not in a traceback."""
+    stop = threading.Event()
+    _, action = _failing(1, ConfigError("bad setting"))
+    worker = Supervised("projector", action, stop, BACKOFF)  # type: ignore[arg-type]
+    worker.start()
+    with pytest.raises(ConfigError, match="bad setting"):
+        worker.finish()
+    assert stop.is_set()
