@@ -1,11 +1,32 @@
-"""The dead-letter sink: a refused message, byte for byte, with where it came from and why."""
+"""The dead-letter sink: a refused message, byte for byte, with where it came from and why.
+
+A message too large for the dead-letter topic (or for the producer) goes there cut to its first part,
+with the header `value.bytes` giving its full length, rather than not at all. A dead letter the broker
+did not acknowledge for any other reason makes `flush` raise, so the batch's offsets are not committed
+and the message comes round again.
+"""
+
+from dataclasses import dataclass
 
 import structlog
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.future import Future
 
 from consumers.kafka import Record
 
 log = structlog.get_logger()
+
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+KEPT = 64 * 1024  # what is kept of a message too large to dead-letter whole
+
+
+@dataclass
+class _Letter:
+    record: Record
+    reason: str
+    sent: Future
+    cut: bool = False
 
 
 class DeadLetters:
@@ -14,16 +35,13 @@ class DeadLetters:
     def __init__(self, producer: KafkaProducer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
+        self.keep = min(KEPT, producer.config["max_request_size"] // 2)
+        self.pending: list[_Letter] = []
 
     def send(self, record: Record, reason: str) -> None:
         """Queue one refused record: its original key and value, and headers saying why."""
-        headers = [
-            ("reason", reason.encode()),
-            ("source.topic", record.topic.encode()),
-            ("source.partition", str(record.partition).encode()),
-            ("source.offset", str(record.offset).encode()),
-        ]
-        self.producer.send(self.topic, key=record.key, value=record.value or b"", headers=headers)
+        letter = _Letter(record, reason, self._send(record, reason, cut=False))
+        self.pending.append(letter if letter.sent.exception is None else self._cut(letter))
         log.warning(
             "ingest.deadlettered",
             topic=record.topic,
@@ -33,5 +51,41 @@ class DeadLetters:
         )
 
     def flush(self) -> None:
-        """Block until the broker has acknowledged every queued dead letter."""
+        """Block until the broker has acknowledged every queued dead letter; raise if it refused one."""
         self.producer.flush()
+        pending, self.pending = self.pending, []
+        again = [self._cut(letter) for letter in pending if _too_large(letter)]
+        if again:
+            self.producer.flush()
+        settled = [letter for letter in pending if not _too_large(letter)] + again
+        failure = next((letter.sent.exception for letter in settled if letter.sent.failed()), None)
+        if failure is not None:
+            raise failure
+
+    def _cut(self, letter: _Letter) -> _Letter:
+        return _Letter(
+            letter.record, letter.reason, self._send(letter.record, letter.reason, cut=True), cut=True
+        )
+
+    def _send(self, record: Record, reason: str, *, cut: bool) -> Future:
+        value = record.value or b""
+        headers = [
+            ("reason", reason.encode()),
+            ("source.topic", record.topic.encode()),
+            ("source.partition", str(record.partition).encode()),
+            ("source.offset", str(record.offset).encode()),
+        ]
+        key = record.key
+        if cut:
+            headers.append(("value.bytes", str(len(value)).encode()))
+            key, value = key and key[: self.keep], value[: self.keep]
+        try:
+            future: Future = self.producer.send(self.topic, key=key, value=value, headers=headers)
+        except TOO_LARGE as error:  # larger than this producer sends at all: fail as the broker would
+            future = Future().failure(error)
+        return future
+
+
+def _too_large(letter: _Letter) -> bool:
+    """Whether the letter was refused for its size, and can still be sent cut."""
+    return not letter.cut and isinstance(letter.sent.exception, TOO_LARGE)

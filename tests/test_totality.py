@@ -9,6 +9,7 @@ import orjson
 import pytest
 from psycopg.sql import SQL
 
+from consumers import kafka
 from consumers.ingest import Totals, consume
 from consumers.kafka import read_all
 from consumers.publisher import Publisher
@@ -162,3 +163,27 @@ def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], sett
     assert [header for header in headers if leaks(header)] == []
     assert "ingest.deadlettered" in run.stderr
     assert [line for line in (run.stdout + run.stderr).splitlines() if leaks(line)] == []
+
+
+def test_a_message_too_large_to_deadletter_whole_is_deadlettered_cut(
+    settings: Settings, ledger: Ledger
+) -> None:
+    """A message larger than the dead-letter producer sends (17 MB; the broker took it) is dead-lettered
+    as its first 64 KiB with its full length in a header, instead of stopping ingest; the valid events
+    around it are stored."""
+    assert settings.kafka_bootstrap is not None
+    huge = b"x" * (17 * 1024 * 1024)
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        publisher.publish(event("acme", "alice", "consent.given", consent(), event_id="before"))
+    producer = kafka.open_producer(settings.kafka_bootstrap, max_request_size=32 * 1024 * 1024)
+    producer.send(settings.events_topic, key=b"acme/alice", value=huge).get(timeout=60)
+    producer.close()
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        publisher.publish(event("acme", "alice", "consent.given", consent(), event_id="after"))
+    totals = _consume(settings, ledger)
+
+    assert (totals.stored, totals.deadlettered) == (2, 1)
+    [letter] = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert (len(letter.value), headers["value.bytes"]) == (64 * 1024, str(len(huge)))
+    assert "exceeds the limit" in headers["reason"]
