@@ -48,11 +48,12 @@ def main() -> None:
         env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_MASTER_KEY": key.text()}
         script = Path(sys.executable).with_name("consent-ledger")
         check = [str(script), "check", "acme", "ann", "--purpose", "marketing", "--channel", "sms"]
-        rows = [
-            ("python -c pass", _time([sys.executable, "-c", "pass"], env, args.runs)),
-            ("raw SQL, psycopg only", _time([sys.executable, "-c", RAW_QUERY, url], env, args.runs)),
-            ("consent-ledger check", _time(check, env, args.runs)),
-        ]
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "raw SQL, psycopg only": [sys.executable, "-c", RAW_QUERY, url],
+            "consent-ledger check": check,
+        }
+        rows = list(_interleaved(commands, env, args.runs).items())
     print(f"{args.runs} whole processes each, median and worst:")
     for label, timings in rows:
         print(f"  {label:<24} median {_ms(statistics.median(timings))}, max {_ms(max(timings))}")
@@ -77,16 +78,18 @@ def _consent() -> RecordFact:
     )
 
 
-def _time(command: list[str], env: dict[str, str], runs: int) -> list[float]:
-    """Seconds each of `runs` runs took, after one unmeasured run (warm caches, as in daily use)."""
-    timings = []
-    for attempt in range(runs + 1):
-        began = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode not in (0, 1):
-            sys.exit(f"bench: error: {command[0]} exited {done.returncode}: {done.stderr.strip()}")
-        if attempt:
-            timings.append(time.perf_counter() - began)
+def _interleaved(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Seconds each run of each command took, one of each per round, so that a busy moment of the
+    machine weighs on all of them alike; a first, unmeasured round warms the caches."""
+    timings: dict[str, list[float]] = {label: [] for label in commands}
+    for round_ in range(runs + 1):
+        for label, command in commands.items():
+            began = time.perf_counter()
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode not in (0, 1):
+                sys.exit(f"bench: error: {label} exited {done.returncode}: {done.stderr.strip()}")
+            if round_:
+                timings[label].append(time.perf_counter() - began)
     return timings
 
 

@@ -68,6 +68,8 @@ def test_auditor_role_answers_every_query_and_writes_nothing(
         (["policies"], 0),
         (["stats"], 0),
         (["verify"], 0),
+        (["tree-head"], 0),
+        (["access-log", "acme"], 0),
         (["status"], 0),
     ]  # fmt: skip
     for args, code in queries:
