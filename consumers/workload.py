@@ -139,12 +139,20 @@ def bad_messages() -> list[bytes]:
     """One of each kind of message the ledger must dead-letter."""
     good = (
         b'{"specversion":"1.0","id":"bad-%s","source":"urn:service:test","type":"%s",'
-        b'"time":"2025-06-01T00:00:00Z","subject":"contact-x","tenant":"tenant-1","data":%s}'
+        b'"time":"%s","subject":"contact-x","tenant":"tenant-1","data":%s}'
+    )
+    when = b"2025-06-01T00:00:00Z"
+    deep = b"[" * 300 + b"1" + b"]" * 300
+    collected = (
+        b'{"category":"account_contact","system":"crm","legal_basis":"contract","purposes":["service"],'
     )
     return [
         b'{"specversion": "1.0", "id": ',  # malformed JSON
-        good % (b"1", b"consent.given", b'{"purpose":"marketting","channel":"sms","method":"web_form"}'),
-        good % (b"2", b"consent.forged", b"{}"),  # unknown type
-        good % (b"3", b"account.closed", b'{"reason":"' + b"x" * 300_000 + b'"}'),  # oversized
+        good
+        % (b"1", b"consent.given", when, b'{"purpose":"marketting","channel":"sms","method":"web_form"}'),
+        good % (b"2", b"consent.forged", when, b"{}"),  # unknown type
+        good % (b"3", b"account.closed", when, b'{"reason":"' + b"x" * 300_000 + b'"}'),  # oversized
         b"[" * 5000,  # hostile nesting
+        good % (b"4", b"data.collected", when, collected + b'"personal_data":{"phone":' + deep + b"}}"),
+        good % (b"5", b"account.closed", b"9999-12-31T23:59:59-01:00", b"{}"),  # beyond the time range
     ]
