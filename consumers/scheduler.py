@@ -25,6 +25,7 @@ from ledger.retry import Backoff, Retry, Skipped, Stopped
 from ledger.settings import Settings
 from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
+from ledger.times import rfc3339
 from projections.retention import expired, open_orders, rules_in_force
 
 log = structlog.get_logger()
@@ -144,7 +145,7 @@ def cloudevent(order: PurgeOrder, now: datetime) -> dict[str, Any]:
         "id": f"{order.order_id}/{order.resend}",
         "source": "urn:consent-ledger:scheduler",
         "type": "purge.ordered",
-        "time": now.isoformat().replace("+00:00", "Z"),
+        "time": rfc3339(now),
         "subject": order.subject,
         "tenant": order.tenant,
         "datacontenttype": "application/json",
@@ -154,7 +155,7 @@ def cloudevent(order: PurgeOrder, now: datetime) -> dict[str, Any]:
             "system": order.system,
             "categories": order.categories,
             "rule": order.rule,
-            "expired_at": order.expired_at.isoformat().replace("+00:00", "Z"),
+            "expired_at": rfc3339(order.expired_at),
             "resend": order.resend,
             "overdue": order.overdue,
         },

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.times import rfc3339
+
 CATEGORIES = ("account_contact", "usage_metadata", "content", "billing", "visitor_data")
 SYSTEMS = ("messaging", "crm", "billing", "analytics", "backups")
 CHANNELS = ("sms", "email", "voice", "web_chat")
@@ -45,7 +47,7 @@ def event(
         "id": f"{rng.getrandbits(64):016x}-{rng.getrandbits(64):016x}",
         "source": f"urn:service:{event_type.split('.', maxsplit=1)[0]}",
         "type": event_type,
-        "time": moment.isoformat().replace("+00:00", "Z"),
+        "time": rfc3339(moment),
         "subject": subject,
         "tenant": tenant,
         "datacontenttype": "application/json",

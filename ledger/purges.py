@@ -8,7 +8,7 @@ the order stands until the system confirms. Every function runs in the caller's 
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.retention import Due
+from ledger.times import rfc3339
 
 Cursor = psycopg.Cursor[DictRow]
 
@@ -48,7 +49,7 @@ class OpenOrder:
 
     def note(self) -> str:
         """What a person reads beside the holding."""
-        ordered = self.ordered_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        ordered = rfc3339(self.ordered_at)
         return f"purge ordered {ordered}, awaiting confirmation" + (", overdue" if self.overdue else "")
 
 
