@@ -42,6 +42,8 @@ def issued(env: dict[str, str], ledger: Ledger, tmp_path: Path) -> tuple[Path, P
     )
     assert "newer than the last signed tree head" in cli(env, "receipt", "acme", "stop1").stderr
     assert cli(env, "checkpoint").returncode == 0
+    shown_text = cli(env, "receipt", "acme", "stop1").stdout
+    assert "None" not in shown_text and "collection_method  STOP" in shown_text
     shown = cli(env, "receipt", "acme", "stop1", "--json")
     assert shown.returncode == 0, shown.stderr
     receipt, public = tmp_path / "stop1.json", tmp_path / "signing.pub"
