@@ -66,6 +66,30 @@ class TreeHead:
         """SHA-256 of the body: what the next head names as its previous."""
         return hashlib.sha256(self.body()).digest()
 
+    @classmethod
+    def sign(
+        cls,
+        key: SigningKey,
+        *,
+        sequence: int,
+        tree_size: int,
+        root_hash: bytes,
+        position: int,
+        previous: bytes,
+    ) -> "TreeHead":
+        """A head over these contents, timestamped now and signed with `key`."""
+        unsigned = cls(
+            sequence,
+            tree_size,
+            root_hash,
+            position,
+            time.time_ns() // 1_000_000,
+            previous,
+            key.public.key_id,
+            b"",
+        )
+        return replace(unsigned, signature=key.sign(unsigned.body()))
+
     def signed_by(self, key: PublicKey) -> bool:
         """True when `key` is the one named and its signature over the body holds."""
         return key.key_id == self.key_id and key.verifies(self.body(), self.signature)
@@ -299,17 +323,14 @@ class Checkpointer:
         return merkle.Frontier(size, [found[at] for at in wanted]), int(last["position"])
 
     def _sign(self, frontier: merkle.Frontier, position: int, previous: TreeHead | None) -> TreeHead:
-        unsigned = TreeHead(
+        return TreeHead.sign(
+            self.key,
             sequence=1 if previous is None else previous.sequence + 1,
             tree_size=frontier.size,
             root_hash=frontier.root(),
             position=position,
-            timestamp=time.time_ns() // 1_000_000,
             previous=GENESIS if previous is None else previous.digest(),
-            key_id=self.key.public.key_id,
-            signature=b"",
         )
-        return replace(unsigned, signature=self.key.sign(unsigned.body()))
 
     def _record(
         self, curs: Cursor[Any], rows: list[tuple[int, int, bytes, int | None]], heads: list[TreeHead]

@@ -8,6 +8,7 @@ it) makes up for.
 """
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,47 +24,73 @@ from ledger.errors import ServiceUnavailable, UsageError
 log = structlog.get_logger()
 
 
-class FileWitness:
+class _Witness(ABC):
+    """Hands heads on in order. A head it could not keep waits and goes first with the next one, so
+    an outage of the witness leaves no hole once it is back (for as long as this process lives)."""
+
+    name = ""
+    errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self) -> None:
+        self.pending: list[TreeHead] = []
+
+    def __call__(self, head: TreeHead) -> None:
+        """Keep `head` (and any still waiting); a failure is logged, never stops the checkpointer."""
+        self.pending.append(head)
+        while self.pending:
+            try:
+                self._keep(self.pending[0])
+            except self.errors as error:
+                log.error(
+                    "checkpoint.unwitnessed",
+                    witness=self.name,
+                    sequence=self.pending[0].sequence,
+                    waiting=len(self.pending),
+                    error=str(error),
+                )
+                return
+            self.pending.pop(0)
+
+    @abstractmethod
+    def _keep(self, head: TreeHead) -> None:
+        """Keep one head, or raise one of `errors`."""
+
+
+class FileWitness(_Witness):
     """Appends each head as one JSON line to a file and fsyncs it before returning."""
 
+    errors = (OSError,)
+
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
+        self.name = str(path)
 
-    def __call__(self, head: TreeHead) -> None:
-        """Append `head`."""
-        line = orjson.dumps(head.document()) + b"\n"
+    def _keep(self, head: TreeHead) -> None:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(descriptor, line)
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-        except OSError as error:
-            log.error(
-                "checkpoint.unwitnessed", witness=str(self.path), sequence=head.sequence, error=error.strerror
-            )
+            os.write(descriptor, orjson.dumps(head.document()) + b"\n")
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
-class TopicWitness:
+class TopicWitness(_Witness):
     """Publishes each head to a Kafka topic (key: its sequence number) and waits for the broker's ack."""
 
+    errors = (KafkaError, ServiceUnavailable)
+
     def __init__(self, bootstrap: Callable[[], str], topic: str) -> None:
+        super().__init__()
         self.bootstrap = bootstrap  # resolved at the first head, so a checkpointer starts without a broker
-        self.topic = topic
+        self.name = topic
         self.producer: KafkaProducer | None = None
 
-    def __call__(self, head: TreeHead) -> None:
-        """Publish `head`; a broker that is down is logged, never allowed to stop the checkpointer."""
-        try:
-            if self.producer is None:
-                self.producer = kafka.open_producer(self.bootstrap(), linger_ms=0)
-            future = self.producer.send(
-                self.topic, key=str(head.sequence).encode(), value=orjson.dumps(head.document())
-            )
-            future.get(timeout=10)
-        except (KafkaError, ServiceUnavailable) as error:
-            log.error("checkpoint.unwitnessed", witness=self.topic, sequence=head.sequence, error=str(error))
+    def _keep(self, head: TreeHead) -> None:
+        if self.producer is None:
+            self.producer = kafka.open_producer(self.bootstrap(), linger_ms=0)
+        key, value = str(head.sequence).encode(), orjson.dumps(head.document())
+        self.producer.send(self.name, key=key, value=value).get(timeout=10)
 
 
 def read_file(path: Path) -> list[TreeHead]:
