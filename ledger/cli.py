@@ -624,10 +624,16 @@ def _receipt(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _evidence(settings: Settings) -> Ledger:
+    """The event store without the master key: the log, its tree and its heads are checked from
+    stored bytes and the public signing key, so an auditor needs no secret."""
+    return Ledger(stack.database_url(settings), None)
+
+
 def _tree_head(args: argparse.Namespace, settings: Settings) -> int:
     from projections.receipts import tree_head
 
-    ledger = _ledger(settings)
+    ledger = _evidence(settings)
     text = json.dumps(tree_head(ledger, args.from_size), indent=2) + "\n"
     if args.out is None:
         print(text, end="")
@@ -821,7 +827,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.witness import read_file as read_witness_file
     from ledger.witness import read_topic as read_witness_topic
 
-    ledger = _ledger(settings)
+    ledger = _evidence(settings)
     witnessed = [head for path in args.witness for head in read_witness_file(path)]
     if args.witness_topic is not None:
         bootstrap = stack.kafka_bootstrap(settings)

@@ -184,7 +184,7 @@ def test_rotating_the_master_key_keeps_checkpoints_valid(
 
 def test_a_wrong_signing_key_is_reported_as_such(env: dict[str, str], ledger: Ledger, tmp_path: Path) -> None:
     """Verifying with another signing key says which key signed the checkpoints (exit 2), not "tampered";
-    the right public key alone (no secret) verifies."""
+    the right public key alone verifies, without the master key or the signing key."""
     ledger.append(_facts(0, 4))
     assert cli(env, "checkpoint").returncode == 0
     public = tmp_path / "signing.pub"
@@ -195,3 +195,10 @@ def test_a_wrong_signing_key_is_reported_as_such(env: dict[str, str], ledger: Le
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "checkpoints are signed by key" in result.stderr
     assert cli(wrong, "verify", "--public-key", str(public)).returncode == 0
+    auditor = {
+        **env,
+        "LEDGER_HOME": str(tmp_path / "auditor"),
+        "LEDGER_MASTER_KEY": "",
+        "LEDGER_SIGNING_KEY": "",
+    }
+    assert cli(auditor, "verify", "--public-key", str(public)).returncode == 0
