@@ -6,14 +6,11 @@ far above what any event type needs, so only hostile or broken messages ever mee
 """
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 MAX_DEPTH = 32  # nested objects and arrays; the deepest event type needs 3
 MAX_STRING = 4096  # characters in any string or property name
 MAX_ITEMS = 256  # elements of any array
 MAX_PROPERTIES = 128  # properties of any object
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # event times outside this range are refused
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # so retention arithmetic on them cannot overflow
 
 Path = tuple[str | int, ...]
 # A container's place: None for the document itself, else (its parent's trail, its key or index).

@@ -22,7 +22,7 @@ import orjson
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from ledger import logs, stack
+from ledger import logs, stack, times
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import Horizon, horizon
@@ -40,10 +40,6 @@ if TYPE_CHECKING:  # the rest load in the handlers that use them, so a query sta
     from projections.projector import Projector
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-# Times given on the command line: what the contract accepts for event times, so that no retention
-# or deadline arithmetic on them can leave the calendar.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_DAYS = 36_500  # `--within`: a century
 
 
@@ -1062,18 +1058,9 @@ def _days(text: str) -> int:
 def _moment(text: str) -> datetime:
     """An RFC 3339 time argument, as UTC, within the range the ledger accepts for event times."""
     try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add Z or +hh:mm")
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        moment = None
-    if moment is None or not EARLIEST <= moment < LATEST:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an RFC 3339 time from {queries.plain(EARLIEST)} to before "
-            f"{queries.plain(LATEST)}, such as 2026-01-31T09:30:00Z"
-        )
-    return moment
+        return times.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} {error}") from None
 
 
 def _read_text(path: Path) -> str:

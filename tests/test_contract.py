@@ -12,6 +12,7 @@ import schemas
 from consumers import bounds
 from consumers.contract import Contract, Rejected
 from consumers.workload import bad_messages, generate
+from ledger import times
 from ledger.subject import FACT_CLASSES
 from tests import hostile
 from tests.canary import CANARY, canary_event, leaks, refused_cases
@@ -274,4 +275,4 @@ def test_every_generated_message_gets_a_verdict(message: hostile.Message) -> Non
         assert len(rejected.reason) < 600
         assert message.kind != hostile.VALID, rejected.reason
     else:
-        assert bounds.EARLIEST <= parsed.time < bounds.LATEST
+        assert times.EARLIEST <= parsed.time < times.LATEST

@@ -187,6 +187,12 @@ def test_check_answers_as_may_contact(api: Api) -> None:
             "/v1/tenants/acme/subjects/bob/check?purpose=marketing&channel=sms&at=2026-01-01T00:03"
         )
         _problem(naive, 422)
+        for edge in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2200-01-01T00:00:00Z"):
+            far = client.get(
+                "/v1/tenants/acme/subjects/bob/check",
+                params={"purpose": "marketing", "channel": "sms", "at": edge},
+            )
+            assert "outside the accepted range" in str(_problem(far, 422))
 
 
 def test_bulk_check_denies_unknown_subjects(api: Api) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, Field, WithJsonSchema
 
+from ledger import times
 from ledger.state import CHANNELS, PURPOSES
 
 
@@ -39,7 +40,9 @@ Channel = Annotated[
     AfterValidator(_one_of(CHANNELS, "channel")),
     WithJsonSchema({"type": "string", "enum": list(CHANNELS)}),
 ]
-Moment = AwareDatetime  # RFC 3339 with an offset; a time without one is refused, not guessed
+# With an offset (a time without one is refused, not guessed) and within the ledger's range, so no
+# deadline or retention arithmetic on it can leave the calendar.
+Moment = Annotated[AwareDatetime, AfterValidator(times.within_range)]
 Text = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$"), AfterValidator(_storable)
 ]
