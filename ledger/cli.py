@@ -26,6 +26,7 @@ from ledger import logs, stack, times
 from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import Horizon, horizon
+from ledger.private_files import write_private
 from ledger.retention import Rule, parse_policy, policy_document
 from ledger.retry import Backoff, Skipped, Supervised, keep_alive
 from ledger.settings import Settings
@@ -674,20 +675,11 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        _write_private(args.out, text)
+        write_private(args.out, text)
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
     print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
     return 0
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read: created 0600, never readable by others for a moment
-    (an existing file is narrowed to 0600 before anything personal goes into it)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(text)
 
 
 def _breach(args: argparse.Namespace, settings: Settings) -> int:
@@ -885,8 +877,7 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     embedded = settings.home / "master.key"
     if not settings.master_key and not settings.master_key_file:
         embedded.replace(settings.home / "master.key.previous")
-        embedded.write_text(new.text() + "\n")
-        embedded.chmod(0o600)
+        write_private(embedded, new.text() + "\n", new=True)
         print(f"{embedded} now holds the new key (the old one is in master.key.previous)")
     else:
         print("now point LEDGER_MASTER_KEY / LEDGER_MASTER_KEY_FILE at the new key")

@@ -10,7 +10,6 @@ moved to another record and still open.
 import base64
 import binascii
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import ConfigError
+from ledger.private_files import write_private
 from ledger.settings import Settings
 
 NONCE_BYTES = 12
@@ -100,9 +100,7 @@ def master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, Path | N
 def _create_key_file(path: Path) -> MasterKey:
     key = MasterKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(key.text() + "\n")
+    write_private(path, key.text() + "\n", new=True)
     return key
 
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.errors import ConfigError
+from ledger.private_files import write_private
 from ledger.settings import Settings
 
 PUBLIC_PREFIX = "ed25519:"
@@ -117,9 +118,7 @@ def signing_key(settings: Settings, *, create: bool) -> SigningKey:
         )
     key = SigningKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(key.text() + "\n")
+    write_private(path, key.text() + "\n", new=True)
     return key
 
 
