@@ -12,14 +12,15 @@ from kafka import KafkaProducer
 from consumers import kafka
 from consumers.contract import Contract
 from consumers.scheduler import Sweeper
-from ledger import schema, stack
+from consumers.witness import FileWitness, TopicWitness
+from ledger import stack
 from ledger.checkpoints import Checkpointer, Witness
 from ledger.crypto import MasterKey, master_key
 from ledger.retention import Rule
 from ledger.settings import Settings
 from ledger.signing import PublicKey, SigningKey, signing_key
 from ledger.store import Ledger
-from ledger.witness import FileWitness, TopicWitness
+from projections import schema
 from projections.projector import Projector
 from projections.retention import rules_in_force
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench.common import fresh_database, run, services
 from ledger.crypto import MasterKey
-from ledger.schema import migrate
 from ledger.store import Ledger, RecordFact
 from projections.projector import Projector
+from projections.schema import migrate
 from tests.helpers import T0
 
 TARGET_MS = 300.0

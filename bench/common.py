@@ -12,9 +12,9 @@ from psycopg.conninfo import make_conninfo
 from ledger import logs, stack
 from ledger.crypto import MasterKey
 from ledger.errors import LedgerError
-from ledger.schema import migrate
 from ledger.settings import Settings
 from ledger.store import Ledger
+from projections.schema import migrate
 
 
 def services() -> tuple[Settings, stack.Endpoints]:

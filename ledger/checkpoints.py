@@ -6,7 +6,7 @@ perfect subtree it completes (level, index, hash) beside the event table, so it 
 log and inclusion or consistency proofs are read back from stored nodes. Every N events (and on
 demand) it signs a tree head: sequence number, tree size, root hash, log position, time, the hash
 of the previous head and the signing key's id. Heads are also handed to witnesses outside
-PostgreSQL (ledger/witness.py), so deleting or rewriting them in the database is detectable.
+PostgreSQL (consumers/witness.py), so deleting or rewriting them in the database is detectable.
 """
 
 import hashlib

@@ -318,7 +318,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def _start(settings: Settings) -> Ledger:
     """Start the stack, create the topics, the tables and, on first start, the embedded master key."""
     from consumers import kafka
-    from ledger import schema
+    from projections import schema
 
     found = stack.up(settings)
     kafka.ensure_topics(found.kafka_bootstrap, settings)
@@ -365,7 +365,7 @@ def _ledger(settings: Settings) -> Ledger:
 
 def _migrated(settings: Settings) -> Ledger:
     """The event store for a component that writes: every table created first where missing."""
-    from ledger import schema
+    from projections import schema
 
     ledger = _ledger(settings)
     schema.migrate(ledger)
@@ -527,8 +527,8 @@ def _projector(ledger: Ledger, settings: Settings) -> Projector:
 
 
 def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
+    from consumers.witness import FileWitness, TopicWitness
     from ledger.checkpoints import Checkpointer, Witness
-    from ledger.witness import FileWitness, TopicWitness
 
     witnesses: list[Witness] = [
         TopicWitness(lambda: stack.kafka_bootstrap(settings), settings.checkpoint_topic)
@@ -811,9 +811,9 @@ def _policies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.witness import read_file as read_witness_file
+    from consumers.witness import read_topic as read_witness_topic
     from ledger.audit import verify
-    from ledger.witness import read_file as read_witness_file
-    from ledger.witness import read_topic as read_witness_topic
 
     ledger = _evidence(settings)
     witnessed = [head for path in args.witness for head in read_witness_file(path)]

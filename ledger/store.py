@@ -279,7 +279,7 @@ class Ledger(Application[UUID]):
         access log where missing.
 
         Never done on construction: a query must work for a role that may only SELECT
-        (ledger/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
+        (projections/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
         """
         self.writer.create_table()
         retry_schema_change(self._create_side_tables)
@@ -635,5 +635,5 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        "CREATE_TABLE": "no",  # schema changes are `migrate`'s (ledger/schema.py), never a query's
+        "CREATE_TABLE": "no",  # schema changes are `migrate`'s (projections/schema.py), never a query's
     }

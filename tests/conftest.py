@@ -12,10 +12,10 @@ from psycopg.conninfo import make_conninfo
 
 from ledger import stack
 from ledger.crypto import MasterKey, master_key
-from ledger.schema import migrate
 from ledger.settings import Settings
 from ledger.signing import SigningKey
 from ledger.store import Ledger
+from projections.schema import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 # pgserver opens read permission on its data directory's parents when run as root: keep it in .ledger/.

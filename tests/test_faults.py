@@ -22,10 +22,10 @@ from consumers.publisher import Publisher
 from ledger import stack
 from ledger.crypto import MasterKey
 from ledger.retry import Backoff, GaveUp
-from ledger.schema import migrate
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections.projector import Projector
+from projections.schema import migrate
 from tests.conftest import TEST_HOME
 from tests.helpers import consent, event, fact, wait_for
 

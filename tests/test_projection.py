@@ -9,7 +9,6 @@ import pytest
 from consumers.contract import Contract
 from consumers.ingest import triage
 from consumers.workload import generate
-from ledger.schema import migrate
 from ledger.settings import Settings
 from ledger.store import Ledger
 from ledger.subject import Subject
@@ -17,6 +16,7 @@ from projections import queries, tables
 from projections.changes import TOPICS, decode
 from projections.projector import Projector
 from projections.rebuild import rebuild
+from projections.schema import migrate
 from projections.timeline import state_at
 from tests.helpers import T0, cli, consent, fact
 

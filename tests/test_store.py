@@ -7,10 +7,10 @@ import pytest
 from psycopg.sql import SQL
 
 from ledger.errors import UnknownSubject
-from ledger.schema import migrate
 from ledger.state import GRANTED, WITHDRAWN
 from ledger.store import Ledger, fingerprint
 from ledger.subject import subject_id
+from projections.schema import migrate
 from tests.helpers import collected, fact
 
 pytestmark = pytest.mark.services

@@ -5,6 +5,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from consumers.witness import FileWitness, read_file
 from ledger.audit import Report, verify
 from ledger.checkpoints import Checkpointer
 from ledger.crypto import MasterKey
@@ -12,7 +13,6 @@ from ledger.settings import Settings
 from ledger.signing import PublicKey, SigningKey, signing_key
 from ledger.store import Ledger, RecordFact
 from ledger.subject import subject_id
-from ledger.witness import FileWitness, read_file
 from tests.helpers import cli, fact
 
 pytestmark = pytest.mark.services

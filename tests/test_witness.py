@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
+from consumers.witness import FileWitness, read_file
 from ledger import merkle
 from ledger.checkpoints import GENESIS, TreeHead
 from ledger.signing import SigningKey
-from ledger.witness import FileWitness, read_file
 
 
 def _head(sequence: int, previous: TreeHead | None, key: SigningKey) -> TreeHead:
