@@ -27,7 +27,7 @@ from ledger.crypto import MasterKey, master_key
 from ledger.errors import ConfigError, ErasureRefused, LedgerError, ServiceUnavailable, UsageError
 from ledger.horizon import Horizon, horizon
 from ledger.private_files import write_private
-from ledger.retention import Rule, parse_policy, policy_document
+from ledger.retention import PURGE_ORDERED, Rule, parse_policy, policy_document
 from ledger.retry import Backoff, Skipped, Supervised, keep_alive
 from ledger.settings import Settings
 from ledger.signing import PublicKey, read_public_keys, signing_key
@@ -944,10 +944,10 @@ def _retention(holding: dict[str, Any]) -> str:
     expires = holding.get("retention_expires_at")
     rule, note = holding.get("retention_rule"), holding.get("retention_note")
     why = f"{rule}: {note}" if rule and note else rule or note
-    return (
-        " ".join(part for part in (holding.get("retention_status"), expires, why and f"({why})") if part)
-        or "unknown"
-    )
+    status = holding.get("retention_status")
+    if status == PURGE_ORDERED:  # the note says "purge ordered <when>, awaiting confirmation"
+        status = "expired"
+    return " ".join(part for part in (status, expires, why and f"({why})") if part) or "unknown"
 
 
 def _shown(value: Any, key: str = "") -> str:

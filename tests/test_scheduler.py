@@ -295,6 +295,9 @@ def test_subject_and_dry_run_say_purge_ordered_awaiting_confirmation_then_overdu
     assert holding["purge_overdue"] is True
     expected = f"purge ordered {queries.plain(ordered_at)}, awaiting confirmation, overdue"
     assert holding["retention_note"] == expected
+    assert (
+        f"retention expired {holding['retention_expires_at']} (" in cli(env, "subject", "acme", "vic").stdout
+    )
     assert expected in cli(env, "subject", "acme", "vic").stdout
 
     not_yet = ordered_at + timedelta(days=1)
