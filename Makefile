@@ -5,7 +5,7 @@ CLI := $(BIN)/consent-ledger
 DEMO := .ledger/demo
 PYTHON ?= python3
 
-.PHONY: install demo test lint type unit bench hostile down clean
+.PHONY: install demo test lint type unit bench hostile down clean constraints
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ bench: install
 	$(BIN)/python -m bench.checkpoint
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.propagation
+
+# What the Docker image installs, pinned to the versions this venv was tested with.
+constraints: install
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 hostile: install
 	$(BIN)/python -m bench.hostile

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
+from psycopg import conninfo
+
 from ledger.errors import ConfigError
 
 PREFIX = "LEDGER_"
@@ -58,7 +61,7 @@ class Settings:
         reader = _Reader(env)
         return cls(
             home=Path(reader.text("HOME", ".ledger")).absolute(),
-            database_url=reader.optional("DATABASE_URL"),
+            database_url=_database_url(reader),
             kafka_bootstrap=reader.optional("KAFKA_BOOTSTRAP"),
             broker_port=reader.integer("BROKER_PORT", 19092, low=1024, high=65535),
             events_topic=reader.text("EVENTS_TOPIC", "ledger.events"),
@@ -97,6 +100,30 @@ class Settings:
     def awaits_recipients(self, tenant: str) -> bool:
         """Whether the tenant's erasures wait for every recipient to confirm deletion too."""
         return self.recipients_awaited != (tenant in self.recipients_awaited_except)
+
+
+def _database_url(reader: "_Reader") -> str | None:
+    """LEDGER_DATABASE_URL, with the password from LEDGER_DATABASE_PASSWORD_FILE when that is set
+    (a Docker or Kubernetes secret), so the password need not sit in the environment in clear."""
+    url = reader.optional("DATABASE_URL")
+    password_file = reader.optional("DATABASE_PASSWORD_FILE")
+    if password_file is None:
+        return url
+    if url is None:
+        raise ConfigError(
+            f"{PREFIX}DATABASE_PASSWORD_FILE is set without {PREFIX}DATABASE_URL: set the URL (without "
+            "its password) too"
+        )
+    try:
+        password = Path(password_file).read_text().strip()
+    except OSError as error:
+        raise ConfigError(
+            f"{PREFIX}DATABASE_PASSWORD_FILE={password_file!r} cannot be read ({error.strerror})"
+        ) from None
+    try:
+        return conninfo.make_conninfo(url, password=password)
+    except psycopg.ProgrammingError:
+        raise ConfigError(f"{PREFIX}DATABASE_URL is not a PostgreSQL URL or conninfo string") from None
 
 
 def _path(text: str | None) -> Path | None:
