@@ -73,9 +73,7 @@ class Services:
     @cached_property
     def checkpointer(self) -> Checkpointer:
         """Signs checkpoints of the log every `LEDGER_CHECKPOINT_EVERY` events."""
-        witnesses: list[Witness] = [
-            TopicWitness(lambda: self.kafka_bootstrap, self.settings.checkpoint_topic)
-        ]
+        witnesses: list[Witness] = [TopicWitness(lambda: self.kafka_bootstrap, self.settings)]
         if self.settings.witness_file:
             witnesses.append(FileWitness(self.settings.witness_file))
         return Checkpointer(self.ledger, self.signing_key, self.settings.checkpoint_every, witnesses)
@@ -101,7 +99,7 @@ class Services:
     def producer(self) -> KafkaProducer:
         """A producer to the ledger's topics, which exist once it is built."""
         kafka.ensure_topics(self.kafka_bootstrap, self.settings)
-        return kafka.open_producer(self.kafka_bootstrap)
+        return kafka.open_producer(self.kafka_bootstrap, self.settings)
 
     def rules(self, at: datetime | None = None) -> list[Rule]:
         """The retention rules in force at `at` (default: now)."""

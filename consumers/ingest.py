@@ -239,7 +239,7 @@ def _session(
     """
     kafka.ensure_topics(bootstrap, settings)
     consumer = kafka.open_consumer(bootstrap, settings)
-    producer = kafka.open_producer(bootstrap)
+    producer = kafka.open_producer(bootstrap, settings)
     ingestor = Ingestor(
         ledger,
         Contract(settings.max_message_bytes),

@@ -3,6 +3,7 @@
 import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -12,7 +13,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ledger.errors import ServiceUnavailable
 from ledger.horizon import segment_roll
-from ledger.settings import Settings
+from ledger.settings import KafkaSecurity, Settings
 
 # Group joins wait half the session timeout on Tansu; 6000 ms is also real Kafka's minimum.
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -37,18 +38,44 @@ def topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     """The ledger's topics: partitions and configuration of each. Tree heads carry no personal data
     and are the evidence a witness exists for, so the checkpoint topic keeps them for ever."""
     expiring = topic_configs(settings)
+    forever = {**_durability(settings), "retention.ms": "-1", "retention.bytes": "-1"}
     return {
         settings.events_topic: (settings.topic_partitions, expiring),
         settings.deadletter_topic: (1, expiring),
         settings.purge_topic: (1, expiring),
-        settings.checkpoint_topic: (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
+        settings.checkpoint_topic: (1, forever),
     }
+
+
+def client_config(security: KafkaSecurity) -> dict[str, Any]:
+    """kafka-python's connection options for `security` (its SCRAM also reads sasl_plain_*)."""
+    config: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.sasl:
+        config |= {
+            "sasl_mechanism": security.mechanism,
+            "sasl_plain_username": security.username,
+            "sasl_plain_password": security.password,
+        }
+    if security.tls:
+        config |= {
+            "ssl_check_hostname": True,
+            "ssl_cafile": _text(security.ca_file),
+            "ssl_certfile": _text(security.cert_file),
+            "ssl_keyfile": _text(security.key_file),
+        }
+    return config
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def ensure_topics(bootstrap: str, settings: Settings) -> None:
     """Create the ledger's topics where missing (idempotent)."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=10_000, **client_config(settings.kafka_security)
+        )
     except KafkaError as error:
         raise _unreachable(bootstrap, error) from None
     try:
@@ -58,7 +85,9 @@ def ensure_topics(bootstrap: str, settings: Settings) -> None:
                 continue
             # Another process may create it between our listing and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+                admin.create_topics(
+                    [NewTopic(name, partitions, settings.topic_replication, topic_configs=configs)]
+                )
     finally:
         admin.close()
 
@@ -67,9 +96,17 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     """What every topic the ledger creates is configured with: messages carry personal data, so
     they are kept only for LEDGER_TOPIC_RETENTION (ledger/horizon.py says when they are gone)."""
     return {
+        **_durability(settings),
         "retention.ms": str(_millis(settings.topic_retention)),
         "segment.ms": str(_millis(segment_roll(settings.topic_retention))),
     }
+
+
+def _durability(settings: Settings) -> dict[str, str]:
+    """min.insync.replicas when set: with the producers' acks=all, a write then needs that many copies."""
+    if settings.topic_min_insync is None:
+        return {}
+    return {"min.insync.replicas": str(settings.topic_min_insync)}
 
 
 def _millis(span: timedelta) -> int:
@@ -90,6 +127,7 @@ def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> Kafka
         "fetch_max_wait_ms": 100,
         "receive_buffer_bytes": 4 * 1024 * 1024,
         **GROUP_TIMEOUTS,
+        **client_config(settings.kafka_security),
         **overrides,
     }
     try:
@@ -100,14 +138,15 @@ def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> Kafka
     return consumer
 
 
-def open_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
-    """A producer that waits for the broker's acknowledgement of every record."""
+def open_producer(bootstrap: str, settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer that waits until every in-sync replica has each record (acks=all)."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "linger_ms": 5,
         "batch_size": 512 * 1024,
         "max_request_size": 16 * 1024 * 1024,
+        **client_config(settings.kafka_security),
         **overrides,
     }
     try:
@@ -145,13 +184,15 @@ def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:
     )
 
 
-def read_all(bootstrap: str, topic: str, quiet_ms: int = 1000) -> list[Any]:
+def read_all(bootstrap: str, topic: str, settings: Settings, quiet_ms: int = 1000) -> list[Any]:
     """Every record of `topic`, read from the beginning until the broker has nothing more to give.
 
     Not bounded by end offsets: Tansu reports a partition's end as the last batch's base offset + 1,
     which undercounts whenever that batch holds more than one record.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_config(settings.kafka_security)
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:

@@ -29,7 +29,7 @@ class Publisher:
         self.topic = settings.events_topic
         self.contract = Contract(settings.max_message_bytes)
         kafka.ensure_topics(bootstrap, settings)
-        self.producer = kafka.open_producer(bootstrap)
+        self.producer = kafka.open_producer(bootstrap, settings)
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Validate one event against the contract and send it, keyed `tenant/subject`."""

@@ -106,7 +106,7 @@ class Sweeper:
             orders = self.ledger.orders.to_send(curs, now, confirm_within)
         if not orders:
             return []
-        producer = kafka.open_producer(self.bootstrap)
+        producer = kafka.open_producer(self.bootstrap, self.settings)
         try:
             for order in orders:
                 key = f"{order.tenant}/{order.subject}".encode()

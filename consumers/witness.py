@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 from consumers import kafka
 from ledger.checkpoints import TreeHead
 from ledger.errors import ServiceUnavailable, UsageError
+from ledger.settings import Settings
 
 log = structlog.get_logger()
 
@@ -76,19 +77,21 @@ class FileWitness(_Witness):
 
 
 class TopicWitness(_Witness):
-    """Publishes each head to a Kafka topic (key: its sequence number) and waits for the broker's ack."""
+    """Publishes each head to LEDGER_CHECKPOINT_TOPIC (key: its sequence number) and waits for the
+    broker's ack."""
 
     errors = (KafkaError, ServiceUnavailable)
 
-    def __init__(self, bootstrap: Callable[[], str], topic: str) -> None:
+    def __init__(self, bootstrap: Callable[[], str], settings: Settings) -> None:
         super().__init__()
         self.bootstrap = bootstrap  # resolved at the first head, so a checkpointer starts without a broker
-        self.name = topic
+        self.settings = settings
+        self.name = settings.checkpoint_topic
         self.producer: KafkaProducer | None = None
 
     def _keep(self, head: TreeHead) -> None:
         if self.producer is None:
-            self.producer = kafka.open_producer(self.bootstrap(), linger_ms=0)
+            self.producer = kafka.open_producer(self.bootstrap(), self.settings, linger_ms=0)
         key, value = str(head.sequence).encode(), orjson.dumps(head.document())
         self.producer.send(self.name, key=key, value=value).get(timeout=10)
 
@@ -102,9 +105,9 @@ def read_file(path: Path) -> list[TreeHead]:
     return [_head(line, f"{path}:{number}") for number, line in enumerate(lines, start=1) if line.strip()]
 
 
-def read_topic(bootstrap: str, topic: str) -> list[TreeHead]:
+def read_topic(bootstrap: str, topic: str, settings: Settings) -> list[TreeHead]:
     """Every head published on a witness topic."""
-    records = kafka.read_all(bootstrap, topic)
+    records = kafka.read_all(bootstrap, topic, settings)
     return [_head(record.value or b"", f"{topic} offset {record.offset}") for record in records]
 
 

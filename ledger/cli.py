@@ -530,9 +530,7 @@ def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer:
     from consumers.witness import FileWitness, TopicWitness
     from ledger.checkpoints import Checkpointer, Witness
 
-    witnesses: list[Witness] = [
-        TopicWitness(lambda: stack.kafka_bootstrap(settings), settings.checkpoint_topic)
-    ]
+    witnesses: list[Witness] = [TopicWitness(lambda: stack.kafka_bootstrap(settings), settings)]
     if settings.witness_file:
         witnesses.append(FileWitness(settings.witness_file))
     return Checkpointer(ledger, signing_key(settings, create=True), settings.checkpoint_every, witnesses)
@@ -819,7 +817,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     witnessed = [head for path in args.witness for head in read_witness_file(path)]
     if args.witness_topic is not None:
         bootstrap = stack.kafka_bootstrap(settings)
-        witnessed += read_witness_topic(bootstrap, args.witness_topic or settings.checkpoint_topic)
+        witnessed += read_witness_topic(bootstrap, args.witness_topic or settings.checkpoint_topic, settings)
     given = args.witness or args.witness_topic is not None
     report = verify(ledger, _public_keys(args, settings), witnessed if given else None)
     if args.json:
@@ -1000,7 +998,7 @@ def _deadlettered(settings: Settings) -> tuple[int | None, str | None]:
         bootstrap = stack.kafka_bootstrap(settings)
     except ServiceUnavailable as error:
         return None, f"dead letters not counted: {error}"
-    return len(kafka.read_all(bootstrap, settings.deadletter_topic)), None
+    return len(kafka.read_all(bootstrap, settings.deadletter_topic, settings)), None
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +12,31 @@ from psycopg import conninfo
 from ledger.errors import ConfigError
 
 PREFIX = "LEDGER_"
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How the ledger's Kafka clients authenticate and encrypt; validated as a whole on load."""
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def sasl(self) -> bool:
+        """Whether the clients authenticate with SASL."""
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connections are encrypted with TLS."""
+        return self.protocol in ("SSL", "SASL_SSL")
 
 
 @dataclass(frozen=True)
@@ -21,6 +46,9 @@ class Settings:
     home: Path
     database_url: str | None
     kafka_bootstrap: str | None
+    kafka_security: KafkaSecurity
+    topic_replication: int
+    topic_min_insync: int | None
     broker_port: int
     events_topic: str
     deadletter_topic: str
@@ -63,6 +91,9 @@ class Settings:
             home=Path(reader.text("HOME", ".ledger")).absolute(),
             database_url=_database_url(reader),
             kafka_bootstrap=reader.optional("KAFKA_BOOTSTRAP"),
+            kafka_security=_kafka_security(reader),
+            topic_replication=reader.integer("TOPIC_REPLICATION", 1, low=1, high=32),
+            topic_min_insync=_min_insync(reader),
             broker_port=reader.integer("BROKER_PORT", 19092, low=1024, high=65535),
             events_topic=reader.text("EVENTS_TOPIC", "ledger.events"),
             deadletter_topic=reader.text("DEADLETTER_TOPIC", "ledger.deadletter"),
@@ -126,6 +157,57 @@ def _database_url(reader: "_Reader") -> str | None:
         raise ConfigError(f"{PREFIX}DATABASE_URL is not a PostgreSQL URL or conninfo string") from None
 
 
+def _kafka_security(reader: "_Reader") -> KafkaSecurity:
+    """LEDGER_KAFKA_* security settings, with the rules that tie them together checked here, so that a
+    wrong combination fails at start in one line rather than as a broker disconnect later."""
+    protocol = reader.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", PROTOCOLS, upper=True)
+    security = KafkaSecurity(
+        protocol=protocol,
+        mechanism=_mechanism(reader),
+        username=reader.optional("KAFKA_USERNAME"),
+        password=reader.secret("KAFKA_PASSWORD"),
+        ca_file=reader.file("KAFKA_SSL_CAFILE"),
+        cert_file=reader.file("KAFKA_SSL_CERTFILE"),
+        key_file=reader.file("KAFKA_SSL_KEYFILE"),
+    )
+    needs = f"{PREFIX}KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)"
+    if security.sasl and not (security.mechanism and security.username and security.password):
+        raise ConfigError(
+            f"{PREFIX}KAFKA_SECURITY_PROTOCOL={protocol} needs {PREFIX}KAFKA_SASL_MECHANISM "
+            f"({', '.join(MECHANISMS)}), {PREFIX}KAFKA_USERNAME and {PREFIX}KAFKA_PASSWORD (or _FILE)"
+        )
+    if not security.sasl and security.mechanism:
+        raise ConfigError(f"{PREFIX}KAFKA_SASL_MECHANISM is set, so set {needs} too")
+    if not security.sasl and (security.username or security.password):
+        raise ConfigError(f"{PREFIX}KAFKA_USERNAME and _PASSWORD are for SASL: set {needs} too")
+    if not security.tls and (security.ca_file or security.cert_file or security.key_file):
+        raise ConfigError(
+            f"{PREFIX}KAFKA_SSL_* files are for TLS: set {PREFIX}KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+        )
+    if security.key_file and not security.cert_file:
+        raise ConfigError(f"{PREFIX}KAFKA_SSL_KEYFILE needs the certificate it belongs to: set _CERTFILE")
+    return security
+
+
+def _mechanism(reader: "_Reader") -> str | None:
+    if reader.optional("KAFKA_SASL_MECHANISM") is None:
+        return None
+    return reader.choice("KAFKA_SASL_MECHANISM", "PLAIN", MECHANISMS, upper=True)
+
+
+def _min_insync(reader: "_Reader") -> int | None:
+    replication = reader.integer("TOPIC_REPLICATION", 1, low=1, high=32)
+    if reader.optional("TOPIC_MIN_INSYNC") is None:
+        return None
+    wanted = reader.integer("TOPIC_MIN_INSYNC", 1, low=1, high=32)
+    if wanted > replication:
+        raise ConfigError(
+            f"{PREFIX}TOPIC_MIN_INSYNC={wanted} exceeds {PREFIX}TOPIC_REPLICATION={replication}: no write "
+            "could ever succeed; lower it (replication - 1 tolerates one broker down)"
+        )
+    return wanted
+
+
 def _path(text: str | None) -> Path | None:
     return None if text is None else Path(text).absolute()
 
@@ -158,8 +240,28 @@ class _Reader:
             raise ConfigError(f"{PREFIX}{name}={value} is out of range: use {low} to {high}")
         return value
 
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(name, default).lower()
+    def secret(self, name: str) -> str | None:
+        """NAME's value, or the content of the file NAME_FILE names (not both)."""
+        value, path = self.optional(name), self.optional(name + "_FILE")
+        if path is None:
+            return value
+        if value is not None:
+            raise ConfigError(f"both {PREFIX}{name} and {PREFIX}{name}_FILE are set: keep one")
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as error:
+            raise ConfigError(f"{PREFIX}{name}_FILE={path!r} cannot be read ({error.strerror})") from None
+
+    def file(self, name: str) -> Path | None:
+        """A path that must name a readable file when it is set."""
+        path = _path(self.optional(name))
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{PREFIX}{name}={str(path)!r} is not a readable file")
+        return path
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.text(name, default)
+        value = raw.upper() if upper else raw.lower()
         if value not in allowed:
             raise ConfigError(f"{PREFIX}{name}={value!r} is not allowed: use one of {', '.join(allowed)}")
         return value

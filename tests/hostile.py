@@ -20,6 +20,7 @@ import schemas
 from consumers import bounds, kafka
 from consumers.contract import Contract, Rejected
 from ledger.errors import UnknownSubject
+from ledger.settings import Settings
 from ledger.store import Ledger
 from tests.helpers import cli
 
@@ -28,6 +29,7 @@ SUBJECTS = tuple(f"contact-{n}" for n in range(12))  # few, so subjects gather m
 ID = "@id@"  # replaced by a unique id when the message is made
 SPLICE = "@splice@"  # replaced by raw JSON text no encoder would write
 CHUNK = 25  # messages per generated example (before repeats)
+PLAINTEXT = Settings.from_env({})  # the embedded broker's clients: no SASL, no TLS
 VALID, REDELIVERED, CONFLICTING = "valid", "redelivered", "conflicting"
 UTF8 = st.characters(codec="utf-8")  # any code point JSON can carry: no lone surrogates (see _surrogate)
 NO_NUL = st.characters(codec="utf-8", exclude_characters="\x00")
@@ -381,7 +383,7 @@ Position = tuple[int, int]  # partition, offset
 
 def publish(bootstrap: str, topic: str, messages: list[Message]) -> list[Position]:
     """Send every message as it is; return where each landed."""
-    producer = kafka.open_producer(bootstrap)
+    producer = kafka.open_producer(bootstrap, PLAINTEXT)
     try:
         futures = [producer.send(topic, key=message.key, value=message.value) for message in messages]
         producer.flush()
@@ -393,7 +395,7 @@ def publish(bootstrap: str, topic: str, messages: list[Message]) -> list[Positio
 def deadlettered(bootstrap: str, topic: str) -> dict[Position, tuple[bytes, str]]:
     """Each dead letter by where its message was: its bytes and reason."""
     letters: dict[Position, tuple[bytes, str]] = {}
-    for letter in kafka.read_all(bootstrap, topic):
+    for letter in kafka.read_all(bootstrap, topic, PLAINTEXT):
         headers = {name: value.decode() for name, value in letter.headers}
         position = (int(headers["source.partition"]), int(headers["source.offset"]))
         letters[position] = (letter.value, headers["reason"])

@@ -270,7 +270,7 @@ def test_a_wrong_master_key_is_named_as_such(settings: Settings, ledger: Ledger,
             consume(settings, misconfigured, settings.kafka_bootstrap, until_idle=True)
     finally:
         misconfigured.close()
-    assert read_all(settings.kafka_bootstrap, settings.deadletter_topic) == []
+    assert read_all(settings.kafka_bootstrap, settings.deadletter_topic, settings) == []
 
 
 def test_a_retired_epoch_leaves_old_copies_of_an_erased_key_unreadable(

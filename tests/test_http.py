@@ -355,7 +355,9 @@ def test_events_are_published_all_or_none(api: Api) -> None:
         accepted = client.post("/v1/events", json=good)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {"accepted": ["http-0", "http-1", "http-2"]}
-    on_topic = kafka.read_all(api.services.kafka_bootstrap, api.services.settings.events_topic)
+    on_topic = kafka.read_all(
+        api.services.kafka_bootstrap, api.services.settings.events_topic, api.services.settings
+    )
     assert sorted(record.key for record in on_topic) == [b"acme/dave"] * 3
 
 

@@ -73,7 +73,7 @@ def test_bad_messages_are_deadlettered_between_good_ones(settings: Settings, led
     _ingest(settings, ledger)
 
     assert ledger.writer.counts() == {"acme": 5}
-    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic, settings)
     assert [letter.value for letter in letters] == bad
     reasons = [dict(letter.headers)["reason"].decode() for letter in letters]
     assert "not valid JSON" in reasons[0]

@@ -56,7 +56,10 @@ def sweeper(settings: Settings, ledger: Ledger) -> Sweeper:
 
 def _orders(settings: Settings) -> list[dict[str, object]]:
     assert settings.kafka_bootstrap is not None
-    return [json.loads(record.value) for record in read_all(settings.kafka_bootstrap, settings.purge_topic)]
+    return [
+        json.loads(record.value)
+        for record in read_all(settings.kafka_bootstrap, settings.purge_topic, settings)
+    ]
 
 
 def test_seven_years_to_the_day_then_orders_once_confirms_and_shreds(

@@ -39,3 +39,12 @@ def test_the_horizon_names_when_each_kind_of_copy_becomes_unreadable() -> None:
     assert "after the next `rotate-key --retire` (epochs 2 still live)" in lines[2]
     assert "unreadable now" in horizon(ERASED_AT, week, epochs[1:]).lines()[2]
     assert horizon(ERASED_AT, week, epochs[1:]).as_json()["key_copies_unreadable"] is True
+
+
+def test_topics_are_created_replicated_with_the_configured_minimum_in_sync() -> None:
+    """LEDGER_TOPIC_MIN_INSYNC reaches every topic's configuration (the checkpoint topic's too), so an
+    acks=all write needs that many copies; unset, the broker's default applies."""
+    settings = Settings.from_env({"LEDGER_TOPIC_REPLICATION": "3", "LEDGER_TOPIC_MIN_INSYNC": "2"})
+    assert settings.topic_replication == 3
+    assert all(configs["min.insync.replicas"] == "2" for _, configs in topics(settings).values())
+    assert "min.insync.replicas" not in topic_configs(Settings.from_env({}))

@@ -47,7 +47,7 @@ def _consume(settings: Settings, ledger: Ledger) -> Totals:
 
 def _reasons(settings: Settings) -> list[str]:
     assert settings.kafka_bootstrap is not None
-    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic, settings)
     return [dict(letter.headers)["reason"].decode() for letter in letters]
 
 
@@ -135,7 +135,7 @@ def test_publish_file_reports_poison_lines_and_sends_the_rest(settings: Settings
     assert report.published == 2
     assert [number for number, _ in report.refused] == list(range(2, 2 + len(_poison())))
     assert all(reason and "\n" not in reason for _, reason in report.refused)
-    sent = read_all(settings.kafka_bootstrap, settings.events_topic)
+    sent = read_all(settings.kafka_bootstrap, settings.events_topic, settings)
     assert sorted(record.value for record in sent) == sorted(good)
 
 
@@ -157,7 +157,7 @@ def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], sett
         check=True,
     )
 
-    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    letters = read_all(settings.kafka_bootstrap, settings.deadletter_topic, settings)
     assert len(letters) == len(cases) + 1  # and the conflicting duplicate
     headers = [f"{name}={value.decode()}" for letter in letters for name, value in letter.headers]
     assert [header for header in headers if leaks(header)] == []
@@ -175,7 +175,7 @@ def test_a_message_too_large_to_deadletter_whole_is_deadlettered_cut(
     huge = b"x" * (17 * 1024 * 1024)
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
         publisher.publish(event("acme", "alice", "consent.given", consent(), event_id="before"))
-    producer = kafka.open_producer(settings.kafka_bootstrap, max_request_size=32 * 1024 * 1024)
+    producer = kafka.open_producer(settings.kafka_bootstrap, settings, max_request_size=32 * 1024 * 1024)
     producer.send(settings.events_topic, key=b"acme/alice", value=huge).get(timeout=60)
     producer.close()
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
@@ -183,7 +183,7 @@ def test_a_message_too_large_to_deadletter_whole_is_deadlettered_cut(
     totals = _consume(settings, ledger)
 
     assert (totals.stored, totals.deadlettered) == (2, 1)
-    [letter] = read_all(settings.kafka_bootstrap, settings.deadletter_topic)
+    [letter] = read_all(settings.kafka_bootstrap, settings.deadletter_topic, settings)
     headers = {name: value.decode() for name, value in letter.headers}
     assert (len(letter.value), headers["value.bytes"]) == (64 * 1024, str(len(huge)))
     assert "exceeds the limit" in headers["reason"]
