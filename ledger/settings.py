@@ -1,6 +1,8 @@
 """Every `LEDGER_*` environment variable, read and validated in this one place."""
 
+import difflib
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -84,9 +86,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Read the settings from `environ` (default: the process environment)."""
-        env = os.environ if environ is None else environ
-        reader = _Reader(env)
+        """Read the settings from `environ` (default: the process environment), over those of the TOML
+        file LEDGER_CONFIG names, if any (a variable that is set wins over the file)."""
+        reader = _Reader(os.environ if environ is None else environ)
+        settings = cls._read(reader)
+        reader.refuse_unread()
+        return settings
+
+    @classmethod
+    def _read(cls, reader: "_Reader") -> "Settings":
         return cls(
             home=Path(reader.text("HOME", ".ledger")).absolute(),
             database_url=_database_url(reader),
@@ -212,11 +220,52 @@ def _path(text: str | None) -> Path | None:
     return None if text is None else Path(text).absolute()
 
 
+def _config_file(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings in the TOML file LEDGER_CONFIG names, as the variables they stand for: a key is a
+    variable's name without the prefix, in lower case (`kafka_bootstrap = "kafka:9092"`)."""
+    path = env.get(PREFIX + "CONFIG", "").strip()
+    if not path:
+        return {}
+    try:
+        document = tomllib.loads(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"{PREFIX}CONFIG={path!r} cannot be read ({error.strerror})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{PREFIX}CONFIG={path!r} is not TOML: {error}") from None
+    return {PREFIX + key.upper(): _config_value(path, key, value) for key, value in document.items()}
+
+
+def _config_value(path: str, key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    raise ConfigError(f"{path}: {key} must be a string, a whole number or a list of strings")
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
+        self.path = env.get(PREFIX + "CONFIG", "").strip()
+        self.from_file = _config_file(env)
+        self.env = {**self.from_file, **env}
+        self.read: set[str] = set()
+
+    def refuse_unread(self) -> None:
+        """A key of the config file that no setting read is a typo or a setting that does not exist."""
+        for variable in sorted(set(self.from_file) - self.read):
+            key = variable.removeprefix(PREFIX).lower()
+            known = sorted(name.removeprefix(PREFIX).lower() for name in self.read)
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(
+                f"{self.path}: unknown setting {key!r}{hint}: keys are the LEDGER_* variables' names "
+                "without the prefix, in lower case"
+            )
 
     def optional(self, name: str) -> str | None:
+        self.read.add(PREFIX + name)
         value = self.env.get(PREFIX + name, "").strip()
         return value or None
 

@@ -105,3 +105,36 @@ def test_wrong_kafka_security_combinations_fail_at_start_in_one_line(
     with pytest.raises(ConfigError, match=complaint) as refused:
         Settings.from_env(env)
     assert "\n" not in str(refused.value)
+
+
+def test_a_config_file_supplies_settings_and_the_environment_wins(tmp_path: Path) -> None:
+    """Keys of the LEDGER_CONFIG file set what the environment leaves unset; a set variable overrides them."""
+    config = tmp_path / "ledger.toml"
+    config.write_text(
+        'kafka_bootstrap = "kafka-1:9092"\ntopic_partitions = 8\nrecipients_awaited_except = ["a", "b"]\n'
+    )
+    settings = Settings.from_env({"LEDGER_CONFIG": str(config), "LEDGER_TOPIC_PARTITIONS": "12"})
+    assert settings.kafka_bootstrap == "kafka-1:9092"
+    assert settings.topic_partitions == 12
+    assert settings.recipients_awaited_except == frozenset({"a", "b"})
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (
+            'kafka_bootstrp = "k:9092"\n',
+            "unknown setting 'kafka_bootstrp' \\(did you mean kafka_bootstrap\\?\\)",
+        ),
+        ("topic_partitions = 'many'\n", "LEDGER_TOPIC_PARTITIONS='many' is not a whole number"),
+        ("[kafka]\nbootstrap = 'k'\n", "kafka must be a string, a whole number or a list of strings"),
+        ("topic_partitions = \n", "is not TOML"),
+    ],
+)
+def test_a_wrong_config_file_is_refused_in_one_line(tmp_path: Path, text: str, complaint: str) -> None:
+    """A misspelt key (with the nearest real one), a bad value, a table or broken TOML is one line."""
+    config = tmp_path / "ledger.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=complaint) as refused:
+        Settings.from_env({"LEDGER_CONFIG": str(config)})
+    assert "\n" not in str(refused.value)
