@@ -105,6 +105,7 @@ def _parser(extra: Callable[[Command], None] | None = None) -> argparse.Argument
         prog="consent-ledger",
         description="Event-sourced consent and retention ledger. Settings: LEDGER_* variables.",
     )
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Handler, text: str, *, who: bool = False, json: bool = False) -> Parser:
@@ -123,7 +124,32 @@ def _parser(extra: Callable[[Command], None] | None = None) -> argparse.Argument
     _audit_commands(command)
     if extra is not None:
         extra(command)
+    shell = command(
+        "completion", _completion, 'print a shell completion script: eval "$(consent-ledger completion bash)"'
+    )
+    shell.add_argument("shell", choices=["bash"])
+    shell.set_defaults(parser=parser)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (package metadata costs a query's start time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import version
+
+        print(f"{parser.prog} {version('consent-ledger')}")
+        parser.exit()
+
+
+def _completion(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.completion import bash_script
+
+    print(bash_script(args.parser, args.parser.prog), end="")
+    return 0
 
 
 Command = Callable[..., Parser]
