@@ -177,6 +177,28 @@ def caught_up(consumer: KafkaConsumer) -> bool:
     return all(consumer.position(tp) >= ends[tp] for tp in assigned)
 
 
+def consumer_lag(bootstrap: str, settings: Settings) -> int:
+    """Messages on the events topic past what the consumer group has committed (all of a partition it
+    never committed). Tansu can under-report a partition's end (see `read_all`): there it is a floor."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        **client_config(settings.kafka_security),
+    )
+    try:
+        topic = settings.events_topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return 0
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        committed = {tp: consumer.committed(tp) for tp in partitions}
+        return sum(max(0, ends[tp] - (committed[tp] or starts[tp])) for tp in partitions)
+    finally:
+        consumer.close()
+
+
 def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"cannot reach Kafka at {bootstrap} ({type(error).__name__}): start it with "

@@ -1002,29 +1002,44 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    tenants = queries.counts(_ledger(settings))
-    deadlettered, note = _deadlettered(settings)
+    ledger = _ledger(settings)
+    tenants = queries.counts(ledger)
+    projection_lag = queries.progress(ledger).lag
+    deadlettered, consumer_lag, note = _from_broker(settings)
     if args.json:
-        _print_json({"tenants": tenants, "deadlettered": deadlettered, "note": note})
+        _print_json(
+            {
+                "tenants": tenants,
+                "deadlettered": deadlettered,
+                "consumer_lag": consumer_lag,
+                "projection_lag": projection_lag,
+                "note": note,
+            }
+        )
         return 0
     for tenant, numbers in tenants.items():
         print(f"{tenant:<16} events {numbers['events']:>8}  subjects {numbers['subjects']:>7}")
     print(f"dead-lettered    {'unknown' if deadlettered is None else deadlettered:>8}")
+    print(
+        f"consumer lag     {'unknown' if consumer_lag is None else consumer_lag:>8}  messages not yet stored"
+    )
+    print(f"projection lag   {projection_lag:>8}  stored events not yet projected")
     if note:
         print(f"note: {note}")
     return 0
 
 
-def _deadlettered(settings: Settings) -> tuple[int | None, str | None]:
-    """Messages on the dead-letter topic; None, and why, when the broker cannot say (the rest of
-    `stats` comes from PostgreSQL and needs no broker)."""
+def _from_broker(settings: Settings) -> tuple[int | None, int | None, str | None]:
+    """Messages on the dead-letter topic and the consumer group's lag; None, and why, when the broker
+    cannot say (the rest of `stats` comes from PostgreSQL and needs no broker)."""
     from consumers import kafka
 
     try:
         bootstrap = stack.kafka_bootstrap(settings)
     except ServiceUnavailable as error:
-        return None, f"dead letters not counted: {error}"
-    return len(kafka.read_all(bootstrap, settings.deadletter_topic, settings)), None
+        return None, None, f"dead letters and consumer lag not counted: {error}"
+    deadlettered = len(kafka.read_all(bootstrap, settings.deadletter_topic, settings))
+    return deadlettered, kafka.consumer_lag(bootstrap, settings), None
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:

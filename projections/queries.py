@@ -1,7 +1,7 @@
 """Questions answered from the read model; plain functions returning typed objects."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -80,6 +80,30 @@ DECISIONS = SQL(
     "LEFT JOIN {} s ON s.tenant = %s AND s.subject = q.subject "
     "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject AND c.purpose = %s AND c.channel = %s"
 ).format(tables.SUBJECTS, Identifier("proj_consents"))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the read model has come: the newest stored event's position and the projected one."""
+
+    newest: int
+    projected: int
+
+    @property
+    def lag(self) -> int:
+        """Stored events not yet projected."""
+        return self.newest - self.projected
+
+
+def progress(ledger: Ledger) -> Progress:
+    """The projection's progress through the log, read from PostgreSQL."""
+    newest = ledger.writer.max_notification_id() or 0
+    with ledger.writer.datastore.transaction() as curs:
+        curs.execute(
+            SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
+        )
+        row = curs.fetchone()
+    return Progress(newest, row["position"] if row else 0)
 
 
 def counts(ledger: Ledger) -> dict[str, dict[str, int]]:

@@ -5,12 +5,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from psycopg.sql import SQL
 from starlette.responses import Response
 
 from app.http.json import Json
 from ledger.errors import ServiceUnavailable
-from projections import tables
+from projections import queries
 
 router = APIRouter(tags=["health"])
 
@@ -44,14 +43,7 @@ def readyz(request: Request) -> Json:
     services = request.app.state.services
     checks: dict[str, Any] = {"postgresql": "ok", "broker": "ok", "projection_lag": None}
     try:
-        ledger = services.ledger
-        newest = ledger.writer.max_notification_id() or 0
-        with ledger.writer.datastore.transaction() as curs:
-            curs.execute(
-                SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
-            )
-            row = curs.fetchone()
-        checks["projection_lag"] = newest - (row["position"] if row else 0)
+        checks["projection_lag"] = queries.progress(services.ledger).lag
     except Exception as error:  # any failure to reach the database means "not ready"
         checks["postgresql"] = f"unreachable ({type(error).__name__})"
     try:

@@ -12,7 +12,7 @@ from psycopg.sql import SQL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bootstrap import Services
-from projections import tables
+from projections import queries
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -54,13 +54,9 @@ class LedgerState(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ledger = self.services.ledger
-        newest = ledger.writer.max_notification_id() or 0
+        reached = queries.progress(ledger)
         cutoff = datetime.now(UTC) - timedelta(days=self.services.settings.purge_confirm_days)
         with ledger.writer.datastore.transaction() as curs:
-            curs.execute(
-                SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
-            )
-            row = curs.fetchone()
             curs.execute(
                 SQL(
                     "SELECT count(*) FILTER (WHERE confirmed_at IS NULL) AS open, "
@@ -69,10 +65,9 @@ class LedgerState(Collector):
                 (cutoff,),
             )
             orders = curs.fetchone()
-        position = row["position"] if row else 0
-        yield _gauge("ledger_events_position", "position of the newest stored event", newest)
-        yield _gauge("ledger_projection_position", "position the read model has reached", position)
-        yield _gauge("ledger_projection_lag_events", "stored events not yet projected", newest - position)
+        yield _gauge("ledger_events_position", "position of the newest stored event", reached.newest)
+        yield _gauge("ledger_projection_position", "position the read model has reached", reached.projected)
+        yield _gauge("ledger_projection_lag_events", "stored events not yet projected", reached.lag)
         yield _gauge(
             "ledger_purge_orders_open", "purge orders not confirmed yet", orders["open"] if orders else 0
         )
