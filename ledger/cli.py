@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None, extra: Callable[[Command], None] | N
     """Parse the command line, run the subcommand, and turn every failure into one line; `extra`
     adds commands defined outside this package (the HTTP server, API keys)."""
     try:
-        args = _parser(extra).parse_args(argv)
+        parser = _parser(extra)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the subcommand's parser, so the line points at its own --help
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
         settings = Settings.from_env()
         logs.configure(settings)
         handler: Handler = args.handler
@@ -110,7 +113,7 @@ def _parser(extra: Callable[[Command], None] | None = None) -> argparse.Argument
 
     def command(name: str, handler: Handler, text: str, *, who: bool = False, json: bool = False) -> Parser:
         cmd = sub.add_parser(name, help=text, description=text)
-        cmd.set_defaults(handler=handler)
+        cmd.set_defaults(handler=handler, parser=cmd)
         if who:
             cmd.add_argument("tenant")
             cmd.add_argument("subject")
@@ -277,7 +280,8 @@ def _audit_commands(command: Command) -> None:
             _verify,
             "recompute every hash chain, the Merkle tree and each checkpoint; exit 1 on any break",
             json=True,
-        )
+        ),
+        "checked besides",
     )
     verify_cmd.add_argument(
         "--witness",
@@ -309,11 +313,12 @@ def _audit_commands(command: Command) -> None:
         "tree-head", _tree_head, "the newest signed tree head, optionally with a consistency proof"
     )
     head.add_argument("--from-size", type=int, help="prove that the tree of this size is a prefix of it")
-    head.add_argument("--out", type=Path, help="write it to this file (default: print)")
+    head.add_argument("--out", type=Path, help="write it to this file (default, or `-`: print)")
     check = _public_keys_option(
         command(
             "verify-receipt", _verify_receipt, "check a receipt offline: record, inclusion proof, signature"
-        )
+        ),
+        "when none is given,",
     )
     check.add_argument("file", type=Path, help="the receipt (`receipt --json`)")
     check.add_argument(
@@ -324,14 +329,14 @@ def _audit_commands(command: Command) -> None:
     )
 
 
-def _public_keys_option(cmd: Parser) -> Parser:
+def _public_keys_option(cmd: Parser, configured: str) -> Parser:
     cmd.add_argument(
         "--public-key",
         type=Path,
         action="append",
         default=[],
         metavar="FILE",
-        help="a published signing key (repeatable; default: the configured signing key's)",
+        help=f"a published signing key (repeatable; {configured} the configured signing key's)",
     )
     return cmd
 
@@ -656,22 +661,35 @@ def _tree_head(args: argparse.Namespace, settings: Settings) -> int:
 
     ledger = _evidence(settings)
     text = json.dumps(tree_head(ledger, args.from_size), indent=2) + "\n"
-    if args.out is None:
-        print(text, end="")
-        return 0
-    try:
-        args.out.write_text(text)
-    except OSError as error:
-        raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
-    print(f"wrote the tree head to {args.out}")
+    if _write_out(args.out, text):
+        print(f"wrote the tree head to {args.out}")
     return 0
+
+
+def _write_out(out: Path | None, text: str, *, private: bool = False) -> bool:
+    """Write `text` to the file `out` (only its owner may read it when `private`), or to standard
+    output when there is none or it is `-`; True when a file was written."""
+    if out is None or str(out) == "-":
+        sys.stdout.write(text)
+        return False
+    try:
+        if private:
+            write_private(out, text)
+        else:
+            out.write_text(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror}") from None
+    return True
 
 
 def _verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
     from projections.receipts import check_receipt
 
     later = None if args.tree_head is None else _read_json(args.tree_head)
-    verdict = check_receipt(_read_json(args.file), _public_keys(args, settings), later)
+    # A receipt holder checks against the key the ledger published, not against whatever this
+    # machine happens to hold: the configured key counts only when none is given.
+    keys = read_public_keys(args.public_key) or [signing_key(settings, create=False).public]
+    verdict = check_receipt(_read_json(args.file), keys, later)
     for line in verdict.problems:
         print(f"FAILED: {line}")
     if verdict.ok:
@@ -695,14 +713,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     ledger = _ledger(settings)
     names.require_tenant(ledger, args.tenant)
     text = json.dumps(export(ledger, args.tenant, args.subject, _rules(ledger, settings)), indent=2) + "\n"
-    if str(args.out) == "-":
-        sys.stdout.write(text)
-        return 0
-    try:
-        write_private(args.out, text)
-    except OSError as error:
-        raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
-    print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
+    if _write_out(args.out, text, private=True):
+        print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
     return 0
 
 
@@ -732,7 +744,7 @@ def _breach(args: argparse.Namespace, settings: Settings) -> int:
     for deadline in impact.deadlines:
         due = "no fixed deadline" if deadline.deadline is None else f"by {queries.plain(deadline.deadline)}"
         where = f"  {deadline.jurisdiction:<8} {deadline.subjects:>8} subjects"
-        print(f"{where}: {deadline.regime}, notify {deadline.notify} {due}")
+        print(f"{where}: {deadline.regime}, notify {deadline.notify}, {due}")
     for person in impact.affected or []:
         print(f"  {person.subject}: {', '.join(person.categories)} ({', '.join(person.jurisdictions)})")
     return 0

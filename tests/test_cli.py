@@ -158,6 +158,7 @@ BREACH = [
         ([*CHECK[:3], "--purpose", "spam", "--channel", "sms"], "unknown purpose 'spam': known are"),
         ([], "consent-ledger: error: the following arguments are required: COMMAND"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (["purge", "--dry-run", "--tenat", "acme"], "consent-ledger purge: error: unrecognized arguments"),
         (["subject", "acme", "alice", "--as-of", "0001-01-01T00:00:00+01:00"], "from 1970-01-01T00:00:00Z"),
         ([*CHECK, "--at", "9999-12-31T23:59:59-01:00"], "is outside the accepted range"),
         (["subject", "acme", "alice", "--as-of", "20260131T093000Z"], "is not an RFC 3339 timestamp"),
@@ -171,7 +172,9 @@ def test_usage_errors_are_one_line(env: dict[str, str], args: list[str], expecte
     """Bad arguments, times out of range and unwritable files: exit 2 and one line, no usage block."""
     line = _one_line_error(cli(env, *args))
     assert expected in line
-    if "error: the following" in line or "invalid choice" in line or "unknown purpose" in line:
+    if any(
+        kind in line for kind in ("error: the following", "invalid choice", "unknown purpose", "unrecognized")
+    ):
         assert line.endswith("--help)")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.checkpoints import Checkpointer
 from ledger.settings import Settings
-from ledger.signing import signing_key
+from ledger.signing import SigningKey, signing_key
 from ledger.store import Ledger
 from tests.helpers import Outcome, cli, fact
 
@@ -87,12 +87,22 @@ def test_a_tampered_receipt_is_rejected(issued: tuple[Path, Path], tmp_path: Pat
         assert problem in result.stdout
 
 
-def test_a_receipt_needs_the_right_public_key(issued: tuple[Path, Path], tmp_path: Path) -> None:
-    """Without the key that signed its tree head the check says which key is needed (exit 2), in one line."""
+def test_a_receipt_needs_the_right_public_key(
+    issued: tuple[Path, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the key that signed its tree head the check says which key is needed (exit 2), in one
+    line, even where the ledger's own signing key is configured: a given key is the only one used."""
     receipt, _ = issued
     result = cli(_offline(tmp_path), "verify-receipt", str(receipt))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "no signing key" in result.stderr
+    stranger = tmp_path / "stranger.pub"
+    stranger.write_text(
+        cli({**env, "LEDGER_SIGNING_KEY": SigningKey.generate().text()}, "signing-key", "--public").stdout
+    )
+    result = cli(env, "verify-receipt", str(receipt), "--public-key", str(stranger))
+    assert result.returncode == 2, result.stdout
+    assert len(result.stderr.splitlines()) == 1 and "but the key given is" in result.stderr
 
 
 def test_a_later_tree_head_extends_the_receipts_and_a_fork_does_not(
@@ -124,3 +134,10 @@ def test_a_later_tree_head_extends_the_receipts_and_a_fork_does_not(
     result = check_against_later_head()
     assert result.returncode == 1
     assert "is not consistent with the receipt's tree head 1" in result.stdout and "a fork" in result.stdout
+
+
+def test_tree_head_out_dash_prints(issued: tuple[Path, Path], env: dict[str, str]) -> None:
+    """`tree-head --out -` prints the head, as `export --out -` does, instead of writing a file named `-`."""
+    result = cli(env, "tree-head", "--out", "-")
+    assert result.returncode == 0 and json.loads(result.stdout)["tree_head"]["tree_size"] == 13
+    assert not Path("-").exists()
