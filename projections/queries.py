@@ -15,6 +15,7 @@ from ledger.state import Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
 from ledger.times import rfc3339
 from projections import tables
+from projections.changes import TOPICS
 
 
 def subject_state(ledger: Ledger, tenant: str, subject: str) -> SubjectState:
@@ -84,26 +85,36 @@ DECISIONS = SQL(
 
 @dataclass(frozen=True)
 class Progress:
-    """How far the read model has come: the newest stored event's position and the projected one."""
+    """How far the read model has come: the newest stored event's position, the projected one, and
+    the events after it that the projection still has to apply."""
 
     newest: int
     projected: int
-
-    @property
-    def lag(self) -> int:
-        """Stored events not yet projected."""
-        return self.newest - self.projected
+    lag: int
 
 
 def progress(ledger: Ledger) -> Progress:
-    """The projection's progress through the log, read from PostgreSQL."""
+    """The projection's progress through the log, read from PostgreSQL.
+
+    Lag counts only events the projection applies: the projector moves its position on the facts it
+    folds, so events it never reads (purge orders' `RetentionExpired`, policy adoptions) stay after
+    the position without anything being behind.
+    """
     newest = ledger.writer.max_notification_id() or 0
     with ledger.writer.datastore.transaction() as curs:
         curs.execute(
             SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
         )
         row = curs.fetchone()
-    return Progress(newest, row["position"] if row else 0)
+        projected = row["position"] if row else 0
+        curs.execute(
+            SQL("SELECT count(*) AS n FROM {} WHERE notification_id > %s AND topic = ANY(%s)").format(
+                ledger.writer.events
+            ),
+            (projected, TOPICS),
+        )
+        pending = curs.fetchone()
+    return Progress(newest, projected, pending["n"] if pending else 0)
 
 
 def counts(ledger: Ledger) -> dict[str, dict[str, int]]:

@@ -9,6 +9,7 @@ import pytest
 from consumers.contract import Contract
 from consumers.ingest import triage
 from consumers.workload import generate
+from ledger.retention import policy_document
 from ledger.settings import Settings
 from ledger.store import Ledger
 from ledger.subject import Subject
@@ -180,3 +181,13 @@ def test_a_failed_rebuild_leaves_the_live_tables_alone(
         curs.execute("SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'rebuild_%'")
         row = curs.fetchone()
         assert row is not None and row["n"] == 0
+
+
+def test_lag_counts_only_what_the_projection_applies(ledger: Ledger) -> None:
+    """Events the projector never reads (a policy adoption) leave no lag behind; a new fact does."""
+    ledger.append([fact("acme", "ann", "e1")])
+    Projector(ledger, page=100).run(until_idle=True)
+    assert ledger.adopt_policy(policy_document(None), "dpo", "first policy") is not None
+    assert queries.progress(ledger).lag == 0
+    ledger.append([fact("acme", "ann", "e2", minutes=1)])
+    assert queries.progress(ledger).lag == 1
