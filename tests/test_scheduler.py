@@ -128,27 +128,11 @@ def test_recipients_are_ordered_to_purge_and_shredding_waits_for_them(
         "stripe",
     ]
 
-    def confirm(system: str) -> None:
-        ledger.append(
-            [
-                fact(
-                    "acme",
-                    "ola",
-                    f"d-{system}",
-                    "deletion.completed",
-                    minutes=10 * 24 * 60 + 1,
-                    data={"system": system},
-                )
-            ]
-        )
-        Projector(ledger, page=100).run(until_idle=True)
-
-    confirm("billing")
-    confirm("crm")
+    _confirm(ledger, "billing", "crm")
     systems_done = sweeper.sweep(DUE + timedelta(days=1))
     assert systems_done is not None and systems_done.shredded == []
     assert history(ledger, "acme", "ola")[0].personal == {"personal_data": {"iban": "X"}}
-    confirm("stripe")
+    _confirm(ledger, "stripe")
     all_done = sweeper.sweep(DUE + timedelta(days=2))
     assert all_done is not None and all_done.shredded == [("acme", "ola")]
 
@@ -159,19 +143,7 @@ def test_a_sweep_killed_before_shredding_shreds_on_the_next_one(
     """A sweep that dies between seeing the purges confirmed and shredding the key leaves the orders
     open, so the next sweep still shreds (confirming first skipped the shredding for good)."""
     sweeper.sweep(DUE)
-    confirmations = [
-        fact(
-            "acme",
-            "ola",
-            f"d-{system}",
-            "deletion.completed",
-            minutes=10 * 24 * 60 + 1,
-            data={"system": system},
-        )
-        for system in ("billing", "crm")
-    ]
-    ledger.append(confirmations)
-    Projector(ledger, page=100).run(until_idle=True)
+    _confirm(ledger, "billing", "crm")
 
     def killed(*_: object) -> None:
         raise SystemExit("killed")
@@ -339,3 +311,21 @@ def test_hold_placed_before_expiry_and_released_after(
     released = sweeper.sweep(DUE + timedelta(days=31))
     assert released is not None and len(released.ordered) == 2
     assert all(order.expired_at == DUE for order in released.ordered)
+
+
+def _confirm(ledger: Ledger, *systems: str) -> None:
+    """Each system confirms it deleted ola's data, ten days in, and the read model takes it in."""
+    ledger.append(
+        [
+            fact(
+                "acme",
+                "ola",
+                f"d-{system}",
+                "deletion.completed",
+                minutes=10 * 24 * 60 + 1,
+                data={"system": system},
+            )
+            for system in systems
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
