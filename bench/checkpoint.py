@@ -10,11 +10,11 @@ and `verify`. Never run by CI.
 
 import argparse
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 
-from bench.common import fresh_database, run, services
+from bench.common import consents, fresh_database, run, services
 from ledger import chain
 from ledger.audit import verify
 from ledger.checkpoints import Checkpointer, notifications
@@ -23,25 +23,9 @@ from ledger.signing import SigningKey
 from ledger.store import Ledger, RecordFact
 from projections.receipts import receipt
 
-START = datetime(2025, 1, 1, tzinfo=UTC)
-
 
 def _facts(first: int, count: int) -> list[RecordFact]:
-    return [
-        RecordFact(
-            tenant="acme",
-            subject=f"s{n % 20_000}",
-            event_id=f"e{n}",
-            type="consent.given" if n % 2 == 0 else "consent.withdrawn",
-            source="urn:service:bench",
-            occurred_at=START + timedelta(minutes=n),
-            schema_version=1,
-            data={"purpose": "marketing", "channel": "sms", "method": "web_form"},
-            personal={},
-            origin="bench",
-        )
-        for n in range(first, first + count)
-    ]
+    return consents(range(first, first + count), lambda n: f"s{n % 20_000}", timedelta(minutes=1))
 
 
 def _timed(what: str, events: int, began: float) -> float:

@@ -2,9 +2,10 @@
 
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -13,8 +14,10 @@ from ledger import logs, stack
 from ledger.crypto import MasterKey
 from ledger.errors import LedgerError
 from ledger.settings import Settings
-from ledger.store import Ledger
+from ledger.store import Ledger, RecordFact
 from projections.schema import migrate
+
+START = datetime(2025, 1, 1, tzinfo=UTC)  # the first benchmark fact
 
 
 def services() -> tuple[Settings, stack.Endpoints]:
@@ -48,3 +51,22 @@ def run(main: Callable[[], None]) -> None:
         main()
     except LedgerError as error:
         sys.exit(f"bench: error: {error}")
+
+
+def consents(numbers: Iterable[int], subject: Callable[[int], str], step: timedelta) -> list[RecordFact]:
+    """Marketing-by-SMS consents given (even n) and withdrawn (odd n), fact n at START + n steps."""
+    return [
+        RecordFact(
+            tenant="acme",
+            subject=subject(n),
+            event_id=f"e{n}",
+            type="consent.given" if n % 2 == 0 else "consent.withdrawn",
+            source="urn:service:bench",
+            occurred_at=START + n * step,
+            schema_version=1,
+            data={"purpose": "marketing", "channel": "sms", "method": "web_form"},
+            personal={},
+            origin="bench",
+        )
+        for n in numbers
+    ]

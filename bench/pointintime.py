@@ -12,12 +12,10 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import fresh_database, run, services
+from bench.common import START, consents, fresh_database, run, services
 from ledger.crypto import MasterKey
-from ledger.store import Ledger, RecordFact
+from ledger.store import Ledger
 from projections.timeline import state_at
-
-START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def main() -> None:
@@ -28,21 +26,7 @@ def main() -> None:
     _, found = services()
     with fresh_database(found.database_url) as url:
         ledger = Ledger(url, MasterKey.generate())
-        facts = [
-            RecordFact(
-                tenant="acme",
-                subject="long",
-                event_id=f"e{n}",
-                type="consent.given" if n % 2 == 0 else "consent.withdrawn",
-                source="urn:service:bench",
-                occurred_at=START + timedelta(hours=n),
-                schema_version=1,
-                data={"purpose": "marketing", "channel": "sms", "method": "web_form"},
-                personal={},
-                origin="bench",
-            )
-            for n in range(args.events)
-        ]
+        facts = consents(range(args.events), lambda _: "long", timedelta(hours=1))
         for start in range(0, len(facts), 5000):
             ledger.append(facts[start : start + 5000])
         known = datetime.now(UTC)
