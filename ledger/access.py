@@ -92,7 +92,7 @@ class ApiKeys:
         )
         row = curs.fetchone()
         assert row is not None
-        return _key(row), text
+        return key_of(row), text
 
     def find(self, curs: Cursor, text: str) -> ApiKey | None:
         """The live key whose text this is, or None (unknown or revoked)."""
@@ -102,12 +102,12 @@ class ApiKeys:
             prepare=True,
         )
         row = curs.fetchone()
-        return None if row is None else _key(row)
+        return None if row is None else key_of(row)
 
     def all(self, curs: Cursor) -> list[ApiKey]:
         """Every key ever created, revoked ones too, oldest first."""
         curs.execute(SQL("SELECT * FROM {} ORDER BY created_at, key_id").format(self.table))
-        return [_key(row) for row in curs.fetchall()]
+        return [key_of(row) for row in curs.fetchall()]
 
     def revoke(self, curs: Cursor, key_id: str) -> ApiKey:
         """Revoke a key from now on (again is a no-op); an unknown id is a usage error."""
@@ -120,7 +120,7 @@ class ApiKeys:
         row = curs.fetchone()
         if row is None:
             raise UsageError(f"no API key with id {key_id!r}: `consent-ledger keys list` shows them")
-        return _key(row)
+        return key_of(row)
 
 
 class AccessLog:
@@ -173,5 +173,6 @@ class AccessLog:
         return [Access(**row) for row in curs.fetchall()]
 
 
-def _key(row: DictRow) -> ApiKey:
+def key_of(row: DictRow) -> ApiKey:
+    """The key a row of the key table (or a statement selecting its columns) describes."""
     return ApiKey(row["key_id"], row["tenant"], row["role"], row["created_at"], row["revoked_at"])

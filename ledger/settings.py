@@ -83,6 +83,7 @@ class Settings:
     http_max_body_bytes: int
     http_rate_limit: int
     http_ready_lag: int
+    http_pool_size: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -134,6 +135,7 @@ class Settings:
             http_max_body_bytes=reader.integer("HTTP_MAX_BODY_BYTES", 4 * 1024 * 1024, low=1024, high=10**9),
             http_rate_limit=reader.integer("HTTP_RATE_LIMIT", 10_000, low=1, high=10**7),
             http_ready_lag=reader.integer("HTTP_READY_LAG", 10_000, low=0, high=10**9),
+            http_pool_size=reader.integer("HTTP_POOL_SIZE", 4, low=1, high=100),
         )
 
     def awaits_recipients(self, tenant: str) -> bool:

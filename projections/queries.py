@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.contact import Decision, decide
 from ledger.errors import UnknownSubject
@@ -61,18 +61,20 @@ def _decisions(
     parameters = (wanted, tenant, tenant, purpose, channel)
     with ledger.writer.datastore.get_connection() as conn:
         rows = conn.execute(DECISIONS, parameters, prepare=len(wanted) == 1).fetchall()
-    found: dict[str, Decision | None] = {}
-    for row in rows:
-        if row["erased"] is None:
-            found[row["subject"]] = None
-            continue
-        consent = (
-            None
-            if row["state"] is None
-            else Consent(purpose, channel, row["state"], row["since"], row["event_id"])
-        )
-        found[row["subject"]] = decide(row["erased"], purpose, channel, consent)
+    found = {row["subject"]: decision_of(row, purpose, channel) for row in rows}
     return {subject: found[subject] for subject in wanted}
+
+
+def decision_of(row: Mapping[str, Any], purpose: str, channel: str) -> Decision | None:
+    """The decision a row of `DECISIONS` or `KEYED_DECISION` gives (None: no such subject)."""
+    if row["erased"] is None:
+        return None
+    consent = (
+        None
+        if row["state"] is None
+        else Consent(purpose, channel, row["state"], row["since"], row["event_id"])
+    )
+    return decide(row["erased"], purpose, channel, consent)
 
 
 DECISIONS = SQL(
@@ -81,6 +83,22 @@ DECISIONS = SQL(
     "LEFT JOIN {} s ON s.tenant = %s AND s.subject = q.subject "
     "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject AND c.purpose = %s AND c.channel = %s"
 ).format(tables.SUBJECTS, Identifier("proj_consents"))
+
+
+def keyed_decision(keys: Identifier) -> Composed:
+    """One statement for a check over HTTP: the live API key whose hash is %(hash)s and, only if the
+    key may see %(tenant)s in one of the %(roles)s, the subject's decision row (as `DECISIONS`).
+
+    The key is read in the same statement as the answer, so a revocation refuses the next check."""
+    return SQL(
+        "SELECT k.key_id, k.tenant, k.role, k.created_at, k.revoked_at, "
+        "s.erased, c.state, c.since, c.event_id FROM {keys} k "
+        "LEFT JOIN {subjects} s ON (k.tenant IS NULL OR k.tenant = %(tenant)s) AND k.role = ANY(%(roles)s) "
+        "AND s.tenant = %(tenant)s AND s.subject = %(subject)s "
+        "LEFT JOIN {consents} c ON c.tenant = s.tenant AND c.subject = s.subject "
+        "AND c.purpose = %(purpose)s AND c.channel = %(channel)s "
+        "WHERE k.hash = %(hash)s AND k.revoked_at IS NULL"
+    ).format(keys=keys, subjects=tables.SUBJECTS, consents=Identifier("proj_consents"))
 
 
 @dataclass(frozen=True)

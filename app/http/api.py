@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.bootstrap import Services
-from app.http import checks, events, health, keys, problems, reads
+from app.http import checks, events, health, keys, pool, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -54,10 +54,12 @@ def create_app(services: Services) -> FastAPI:
         description=DESCRIPTION,
         default_response_class=Json,
         redoc_url=None,
+        lifespan=pool.lifespan,
     )
     app.state.services = services
     app.state.metrics = Metrics(services)
     app.state.limiter = RateLimiter(services.settings.http_rate_limit)
+    app.state.pool = pool.Pool(services)
     problems.install(app)
     app.include_router(health.router)
     for router in (checks.router, events.router, reads.tenant_router, reads.router, keys.router):

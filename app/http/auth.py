@@ -22,15 +22,27 @@ Key = Annotated[Credentials, Security(bearer)]  # the bearer token, documented a
 
 def gate(request: Request, credentials: Credentials, tenant: str | None, *roles: str) -> ApiKey:
     """The key of this request, if it may act on `tenant` (None: no tenant) in one of `roles`."""
+    text = presented(credentials)
+    services = request.app.state.services
+    with services.ledger.writer.datastore.get_connection() as conn:  # autocommit: one round trip
+        key: ApiKey | None = services.ledger.api_keys.find(conn.cursor(), text)
+    return admit(request, key, tenant, *roles)
+
+
+def presented(credentials: Credentials) -> str:
+    """The text of the key sent, or 401 when none was."""
     if credentials is None:
         raise Problem(
             401,
             "send an API key as `Authorization: Bearer <key>` (`consent-ledger keys create` makes one)",
             {"WWW-Authenticate": "Bearer"},
         )
-    services = request.app.state.services
-    with services.ledger.writer.datastore.get_connection() as conn:  # autocommit: one round trip
-        key: ApiKey | None = services.ledger.api_keys.find(conn.cursor(), credentials.credentials)
+    return credentials.credentials
+
+
+def admit(request: Request, key: ApiKey | None, tenant: str | None, *roles: str) -> ApiKey:
+    """`key` (None: unknown or revoked), if it may act on `tenant` in one of `roles`, counted against
+    its rate; otherwise the problem to answer."""
     if key is None:
         raise Problem(401, "this API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
     request.app.state.limiter.take(key.key_id)

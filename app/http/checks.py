@@ -1,20 +1,27 @@
 """The hot question for senders: may this subject (or these 10,000) be contacted now?"""
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
+from psycopg.sql import SQL
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from app.http.auth import Key, gate
+from app.http.auth import Credentials, Key, admit, gate, presented
 from app.http.json import Json
 from app.http.params import Channel, Moment, Purpose, SubjectPath, TenantPath, Text
-from ledger.access import AUDITOR, CHECKER
+from ledger.access import ADMIN, AUDITOR, CHECKER, ApiKeys, digest, key_of
+from ledger.contact import Decision as Decided
+from ledger.errors import UnknownSubject
 from projections import queries
 from projections.timeline import may_contact_at
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["checks"])
 MAX_SUBJECTS = 10_000
+ROLES = (CHECKER, AUDITOR)  # who may check, besides admins
+ROLES_SEEING = [*ROLES, ADMIN]
 
 
 class Decision(BaseModel):
@@ -67,7 +74,7 @@ class BulkAnswer(BaseModel):
     response_model=Decision,
     summary="may this subject be contacted for a purpose on a channel (now, or at a past instant)?",
 )
-def check(
+async def check(
     request: Request,
     *,
     tenant: TenantPath,
@@ -79,13 +86,56 @@ def check(
     credentials: Key,
 ) -> Json:
     """The decision, its reason and the deciding event; 404 for a subject the tenant does not have."""
-    gate(request, credentials, tenant, CHECKER, AUDITOR)
-    ledger = request.app.state.services.ledger
-    if at is None and known_at is None:
-        decision = queries.may_contact(ledger, tenant, subject, purpose, channel)
-    else:
+    text = presented(credentials)
+    if at is not None or known_at is not None:
         moment = at or datetime.now(UTC)
-        decision = may_contact_at(ledger, tenant, subject, purpose, channel, at=moment, known_at=known_at)
+        return await run_in_threadpool(
+            _check_at, request, credentials, (tenant, subject, purpose, channel), moment, known_at
+        )
+    async with request.app.state.pool.connection() as conn:
+        cursor = await conn.execute(
+            _keyed(request.app.state.services.ledger.api_keys),
+            {
+                "hash": digest(text),
+                "roles": ROLES_SEEING,
+                "tenant": tenant,
+                "subject": subject,
+                "purpose": purpose,
+                "channel": channel,
+            },
+            prepare=True,
+        )
+        row = await cursor.fetchone()
+    admit(request, None if row is None else key_of(row), tenant, *ROLES)
+    assert row is not None  # admitted: the key was found
+    decision = queries.decision_of(row, purpose, channel)
+    if decision is None:
+        raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
+    return _answer(request, decision)
+
+
+@functools.cache
+def _keyed(keys: ApiKeys) -> SQL:
+    """The single check's statement over this key table, composed once."""
+    return SQL(queries.keyed_decision(keys.table).as_string())
+
+
+def _check_at(
+    request: Request,
+    credentials: Credentials,
+    question: tuple[str, str, str, str],
+    at: datetime,
+    known_at: datetime | None,
+) -> Json:
+    """A check at a past instant (`question`: tenant, subject, purpose, channel), in the thread pool."""
+    tenant, subject, purpose, channel = question
+    gate(request, credentials, tenant, *ROLES)
+    ledger = request.app.state.services.ledger
+    decision = may_contact_at(ledger, tenant, subject, purpose, channel, at=at, known_at=known_at)
+    return _answer(request, decision)
+
+
+def _answer(request: Request, decision: Decided) -> Json:
     request.app.state.metrics.decided(int(decision.allowed), int(not decision.allowed))
     return Json({"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id})
 

@@ -7,10 +7,12 @@ validation is told where and which rule, never echoed the value it sent.
 from typing import Any
 
 import orjson
+import psycopg
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -98,7 +100,7 @@ def install(app: FastAPI) -> None:
         return response(status, str(error))
 
     async def database(request: Request, error: Exception) -> Response:
-        if not isinstance(error, OperationalError | InterfaceError):
+        if not isinstance(error, OperationalError | InterfaceError | psycopg.OperationalError | PoolTimeout):
             return await unexpected(request, error)
         log.warning("http.database_failed", error=type(error).__name__, path=request.url.path)
         return response(503, "PostgreSQL is not answering; retry shortly", {"Retry-After": "1"})
@@ -111,5 +113,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(LedgerError, ledger)
-    app.add_exception_handler(PersistenceError, database)
+    for failure in (PersistenceError, psycopg.OperationalError, PoolTimeout):  # store's, check pool's
+        app.add_exception_handler(failure, database)
     app.add_exception_handler(Exception, unexpected)
