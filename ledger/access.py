@@ -3,6 +3,8 @@
 A key is shown once, when it is created, and stored only as the SHA-256 of its text: it is 32 random
 bytes, so a hash is enough (no salt or slow hash is needed against guessing). The access log is
 append-only: a trigger refuses every UPDATE and DELETE, so a reader cannot erase the trace of a read.
+A console session (a sign-in with a key) is stored the same way, as the hash of its random token, and
+lives only as long as its key: revoking the key ends its sessions at once, in every server process.
 """
 
 import hashlib
@@ -23,6 +25,7 @@ CHECKER = "checker"  # may this subject be contacted (one or many)
 AUDITOR = "auditor"  # every read of its tenant
 ADMIN = "admin"  # every tenant, verify, key management
 ROLES = (PUBLISHER, CHECKER, AUDITOR, ADMIN)
+SESSION_HOURS = 12  # a sign-in lasts a working day at most
 PREFIX = "clk"  # consent-ledger key: `clk_<id>_<secret>`, so a leaked key is recognisable in a scan
 
 
@@ -51,6 +54,15 @@ class Access:
     tenant: str
     subject: str
     endpoint: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in console: the key it was opened with and the token its forms must carry."""
+
+    key: ApiKey
+    csrf: str
+    expires_at: datetime
 
 
 def digest(text: str) -> str:
@@ -171,6 +183,53 @@ class AccessLog:
             (tenant, subject, subject),
         )
         return [Access(**row) for row in curs.fetchall()]
+
+
+class Sessions:
+    """SQL for console sessions; every function runs in the caller's transaction."""
+
+    def __init__(self, schema: str, table: str, keys: ApiKeys) -> None:
+        self.table = Identifier(schema, table) if schema else Identifier(table)
+        self.keys = keys
+
+    def create_statement(self) -> Composed:
+        """The session table: the hash of the token, the key, the form token, when it ends."""
+        return SQL(
+            "CREATE TABLE IF NOT EXISTS {} (hash text PRIMARY KEY, key_id text NOT NULL, "
+            "csrf text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), "
+            "expires_at timestamptz NOT NULL)"
+        ).format(self.table)
+
+    def open(self, curs: Cursor, key: ApiKey) -> str:
+        """A new session of `key`; returns its token (only its hash is stored). Ended sessions go."""
+        curs.execute(SQL("DELETE FROM {} WHERE expires_at < now()").format(self.table))
+        token = secrets.token_urlsafe(32)
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (hash, key_id, csrf, expires_at) "
+                "VALUES (%s, %s, %s, now() + make_interval(hours => %s))"
+            ).format(self.table),
+            (digest(token), key.key_id, secrets.token_urlsafe(32), SESSION_HOURS),
+        )
+        return token
+
+    def find(self, curs: Cursor, token: str) -> Session | None:
+        """The live session of this token, or None (unknown, ended, or its key revoked)."""
+        curs.execute(
+            SQL(
+                "SELECT k.*, s.csrf, s.expires_at AS session_expires_at FROM {} s JOIN {} k "
+                "ON k.key_id = s.key_id WHERE s.hash = %s AND s.expires_at > now() "
+                "AND k.revoked_at IS NULL"
+            ).format(self.table, self.keys.table),
+            (digest(token),),
+            prepare=True,
+        )
+        row = curs.fetchone()
+        return None if row is None else Session(key_of(row), row["csrf"], row["session_expires_at"])
+
+    def close(self, curs: Cursor, token: str) -> None:
+        """End the session of this token (an unknown one is a no-op)."""
+        curs.execute(SQL("DELETE FROM {} WHERE hash = %s").format(self.table), (digest(token),))
 
 
 def key_of(row: DictRow) -> ApiKey:

@@ -2,10 +2,12 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
+from psycopg.sql import SQL, Identifier
 
 from ledger import chain, merkle
 from ledger.checkpoints import GENESIS, TreeHead, leaf, load_heads, notifications
@@ -247,3 +249,55 @@ def _compare(head: TreeHead, found: bytes, report: Report) -> None:
                 "deleted or reordered)",
             )
         )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A recorded run of `verify`: when, who asked, and what it found."""
+
+    at: datetime
+    by: str
+    ok: bool
+    events: int
+    breaks: int
+
+
+def verifications_table(ledger: Ledger) -> Identifier:
+    """The record of verifications run on request (the console's), beside the event table."""
+    return Identifier(ledger.writer.datastore.schema, f"{ledger.writer.events_table_name}_verifications")
+
+
+def create_tables(ledger: Ledger) -> None:
+    """Create the verification record where missing."""
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, at timestamptz NOT NULL "
+                "DEFAULT now(), by text NOT NULL, ok boolean NOT NULL, events bigint NOT NULL, "
+                "breaks integer NOT NULL)"
+            ).format(verifications_table(ledger))
+        )
+
+
+def record(ledger: Ledger, report: Report, by: str) -> None:
+    """Note that `by` (a key id) ran verify and what it found, so that others can see when the log was
+    last proven intact."""
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("INSERT INTO {} (by, ok, events, breaks) VALUES (%s, %s, %s, %s)").format(
+                verifications_table(ledger)
+            ),
+            (by, report.ok, report.events, len(report.breaks)),
+        )
+
+
+def last_verification(ledger: Ledger) -> Verification | None:
+    """The newest recorded verification, if any."""
+    with ledger.writer.datastore.transaction() as curs:
+        curs.execute(
+            SQL("SELECT at, by, ok, events, breaks FROM {} ORDER BY id DESC LIMIT 1").format(
+                verifications_table(ledger)
+            )
+        )
+        row = curs.fetchone()
+    return None if row is None else Verification(**row)

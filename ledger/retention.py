@@ -136,6 +136,16 @@ def retention(holding: Holding, state: SubjectState, rules: list[Rule]) -> Reten
     return Retention(SCHEDULED, expires, rule.id, f"{rule.duration} after {rule.trigger}{never}")
 
 
+EARLIER, LATER, UNCHANGED = "earlier", "later", "unchanged"
+
+
+def shift(before: Retention, after: Retention) -> str:
+    """Whether a holding expires earlier, later or no differently under `after` than under `before`;
+    a holding without an expiry (no rule, trigger not yet) counts as expiring at the end of time."""
+    was, will = before.expires_at or END_OF_TIME, after.expires_at or END_OF_TIME
+    return EARLIER if will < was else LATER if will > was else UNCHANGED
+
+
 def add_duration(start: datetime, duration: str) -> datetime:
     """`start` plus an ISO 8601 calendar duration; the 29th of February falls back to the 28th, and
     anything after the calendar's end is END_OF_TIME."""

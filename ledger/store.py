@@ -26,7 +26,7 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.access import AccessLog, ApiKeys
+from ledger.access import AccessLog, ApiKeys, Sessions
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
@@ -273,10 +273,13 @@ class Ledger(Application[UUID]):
         self.access_log = AccessLog(
             self.writer.datastore.schema, f"{self.writer.events_table_name}_access_log"
         )
+        self.sessions = Sessions(
+            self.writer.datastore.schema, f"{self.writer.events_table_name}_sessions", self.api_keys
+        )
 
     def create_tables(self) -> None:
-        """Create the event table, its receipts, the data keys, the purge orders, the API keys and the
-        access log where missing.
+        """Create the event table, its receipts, the data keys, the purge orders, the API keys, the
+        console sessions and the access log where missing.
 
         Never done on construction: a query must work for a role that may only SELECT
         (projections/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
@@ -288,6 +291,7 @@ class Ledger(Application[UUID]):
         with self.writer.datastore.transaction(commit=True) as curs:
             curs.execute(self.orders.create_statement())
             curs.execute(self.api_keys.create_statement())
+            curs.execute(self.sessions.create_statement())
             for statement in self.access_log.create_statements():
                 curs.execute(statement)
             for statement in [] if self.keys is None else self.keys.create_statements():
@@ -581,14 +585,21 @@ class Ledger(Application[UUID]):
             raise _unknown(tenant, subject) from None
         return aggregate
 
-    def subject_events(self, tenant: str, subject: str) -> list[DomainEventProtocol[UUID]]:
-        """Every stored event of the subject, oldest first, read once."""
-        return [self.mapper.to_domain_event(stored) for stored in self.stored_subject_events(tenant, subject)]
+    def subject_events(
+        self, tenant: str, subject: str, after: int = 0, limit: int | None = None
+    ) -> list[DomainEventProtocol[UUID]]:
+        """Every stored event of the subject, oldest first, read once (or a page: `limit` events
+        after version `after`)."""
+        stored = self.stored_subject_events(tenant, subject, after, limit)
+        return [self.mapper.to_domain_event(event) for event in stored]
 
-    def stored_subject_events(self, tenant: str, subject: str) -> Sequence[StoredEvent]:
-        """Every stored event of the subject as recorded (not decoded), oldest first."""
-        stored = self.recorder.select_events(subject_id(tenant, subject))
-        if not stored:
+    def stored_subject_events(
+        self, tenant: str, subject: str, after: int = 0, limit: int | None = None
+    ) -> Sequence[StoredEvent]:
+        """Every stored event of the subject as recorded (not decoded), oldest first (or a page:
+        `limit` events after version `after`)."""
+        stored = self.recorder.select_events(subject_id(tenant, subject), gt=after or None, limit=limit)
+        if not stored and not after:
             raise _unknown(tenant, subject)
         return stored
 

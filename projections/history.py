@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.crypto import Unreadable, unseal
+from ledger.errors import UnknownEvent
 from ledger.store import Ledger, seal_context
 from ledger.subject import Subject
 
@@ -27,15 +28,18 @@ class Entry:
     origin: str | None
 
 
-def history(ledger: Ledger, tenant: str, subject: str) -> list[Entry]:
-    """Every event of the subject (after its registration), oldest first."""
+def history(
+    ledger: Ledger, tenant: str, subject: str, after: int = 0, limit: int | None = None
+) -> list[Entry]:
+    """Every event of the subject (after its registration), oldest first; or a page of it: the events
+    after version `after`, at most `limit` of them (fewer: registrations are left out)."""
     if ledger.keys is None:
         keys: dict[UUID, bytes] = {}
     else:
         with ledger.writer.datastore.transaction() as curs:
             keys = ledger.keys.for_subject(curs, tenant, subject)
     entries = []
-    for event in ledger.subject_events(tenant, subject):
+    for event in ledger.subject_events(tenant, subject, after, limit):
         if isinstance(event, Subject.FactRecorded):
             entries.append(_fact(event, keys))
         elif isinstance(event, Subject.RetentionExpired):
@@ -93,3 +97,11 @@ def _open(event: Subject.FactRecorded, keys: dict[UUID, bytes]) -> dict[str, Any
         return unseal(secret, event.sealed, seal_context(event.tenant, event.subject, event.event_id))
     except Unreadable:
         return ERASED
+
+
+def entry(ledger: Ledger, tenant: str, subject: str, event_id: str) -> Entry:
+    """The subject's event `event_id`, personal values opened where the key still exists."""
+    found = next((item for item in history(ledger, tenant, subject) if item.event_id == event_id), None)
+    if found is None:
+        raise UnknownEvent(f"subject {subject!r} of tenant {tenant!r} has no event {event_id!r}")
+    return found

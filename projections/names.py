@@ -48,11 +48,16 @@ def require_tenant(ledger: Ledger, tenant: str) -> None:
     raise UnknownName(unknown("tenant", tenant, sorted(known)))
 
 
-def require_systems(ledger: Ledger, tenant: str, systems: Sequence[str]) -> None:
-    """Refuse a system (or recipient) in which the tenant never held anything."""
+def systems(ledger: Ledger, tenant: str) -> list[str]:
+    """Every system (or recipient) in which the tenant ever held anything, sorted."""
     with ledger.writer.datastore.transaction() as curs:
-        known = _distinct(curs, Identifier("proj_intervals"), "system", tenant)
-    for system in systems:
+        return _distinct(curs, Identifier("proj_intervals"), "system", tenant)
+
+
+def require_systems(ledger: Ledger, tenant: str, given: Sequence[str]) -> None:
+    """Refuse a system (or recipient) in which the tenant never held anything."""
+    known = systems(ledger, tenant)
+    for system in given:
         if system not in known:
             raise UnknownName(unknown("system", system, known, where=f" of tenant {tenant!r}"))
 

@@ -1,7 +1,7 @@
 """Retention across a whole ledger: which holdings have expired and must be purged."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,9 +9,24 @@ from typing import Any
 from psycopg.sql import SQL
 
 from ledger.purges import HoldingKey, OpenOrder, due_key
-from ledger.retention import Clock, Due, Rule, due_purges, load_policy, parse_policy, request_clocks
+from ledger.retention import (
+    EARLIER,
+    LATER,
+    SCHEDULED,
+    UNCHANGED,
+    Clock,
+    Due,
+    Retention,
+    Rule,
+    due_purges,
+    load_policy,
+    parse_policy,
+    request_clocks,
+    retention,
+    shift,
+)
 from ledger.retry import Skipped
-from ledger.state import SubjectState
+from ledger.state import HELD, SubjectState
 from ledger.store import Ledger
 from projections import tables
 from projections.queries import order_fields, plain
@@ -74,6 +89,78 @@ def due_for_purge(
     return [DuePurge(due, orders.get(due_key(due))) for due in expired(ledger, rules, now, tenant, skipped)]
 
 
+def due_page(
+    ledger: Ledger,
+    rules: list[Rule],
+    now: datetime,
+    confirm_days: int,
+    *,
+    tenant: str,
+    start: str,
+    limit: int,
+) -> tuple[list[DuePurge], str | None]:
+    """A page of what `due_for_purge` lists for one tenant: the holdings due of subjects from id `start`
+    on, until at least `limit` are found; and the subject the next page starts from (None: no more)."""
+    found: list[DuePurge] = []
+    skipped = Skipped()
+    for state in _states(ledger, tenant, skipped, after=(tenant, start), inclusive=True):
+        if len(found) >= limit:
+            return found, state.subject
+        due = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
+        if due:
+            orders = open_orders(ledger, now, confirm_days, tenant, state.subject)
+            found.extend(DuePurge(item, orders.get(due_key(item))) for item in due)
+    return found, None
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One holding's retention under the policy in force and under a proposed one."""
+
+    subject: str
+    category: str
+    system: str
+    current: Retention
+    proposed: Retention
+
+
+@dataclass
+class WhatIf:
+    """How a proposed policy would move the tenant's held holdings' expiry: counts, the first few of
+    each direction, and how many would be due at once that are not due now."""
+
+    held: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {EARLIER: 0, LATER: 0, UNCHANGED: 0})
+    examples: dict[str, list[Compared]] = field(default_factory=lambda: {EARLIER: [], LATER: []})
+    due_at_once: int = 0
+
+
+def what_if(
+    ledger: Ledger, tenant: str, current: list[Rule], proposed: list[Rule], *, now: datetime, shown: int
+) -> WhatIf:
+    """Every held holding of the tenant, under `current` and `proposed` rules, compared (read in pages
+    of subjects: memory stays flat however large the tenant)."""
+    result = WhatIf()
+    for state in _states(ledger, tenant, Skipped()):
+        for holding in state.holdings.values():
+            if holding.status != HELD:
+                continue
+            before, after = retention(holding, state, current), retention(holding, state, proposed)
+            direction = shift(before, after)
+            result.held += 1
+            result.counts[direction] += 1
+            if direction != UNCHANGED and len(result.examples[direction]) < shown:
+                result.examples[direction].append(
+                    Compared(state.subject, holding.category, holding.system, before, after)
+                )
+            result.due_at_once += _due(after, now) and not _due(before, now)
+    return result
+
+
+def _due(kept: Retention, now: datetime) -> bool:
+    return kept.status == SCHEDULED and kept.expires_at is not None and kept.expires_at <= now
+
+
 def open_orders(
     ledger: Ledger, now: datetime, confirm_days: int, tenant: str | None = None, subject: str | None = None
 ) -> dict[HoldingKey, OpenOrder]:
@@ -96,19 +183,25 @@ OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_deletion_requests
 
 
 def _states(
-    ledger: Ledger, tenant: str | None, skipped: Skipped, which: SQL = HELD_HOLDINGS
+    ledger: Ledger,
+    tenant: str | None,
+    skipped: Skipped,
+    which: SQL = HELD_HOLDINGS,
+    after: tuple[str, str] = ("", ""),
+    *,
+    inclusive: bool = False,
 ) -> Iterator[SubjectState]:
-    """Every projected subject that `which` selects, read in pages; those that cannot be read are
-    noted in `skipped`."""
-    after = ("", "")
+    """Every projected subject that `which` selects, after `after` (from it, if `inclusive`), read in
+    pages; those that cannot be read are noted in `skipped`."""
+    compare = SQL(">=" if inclusive else ">")
     while True:
         with ledger.writer.datastore.transaction() as curs:
             curs.execute(
                 which
                 + SQL(
-                    " AND (tenant, subject) > (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
+                    " AND (tenant, subject) {} (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
                     "ORDER BY tenant, subject LIMIT %s"
-                ),
+                ).format(compare),
                 (*after, tenant, tenant, PAGE),
             )
             keys = [(row["tenant"], row["subject"]) for row in curs.fetchall()]
@@ -116,7 +209,7 @@ def _states(
             return
         states = _load(ledger, keys, skipped)
         yield from (states[key] for key in keys if key in states)
-        after = keys[-1]
+        after, compare = keys[-1], SQL(">")
 
 
 def unconfirmed_orders(
