@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.bootstrap import Services
+from app.console.site import create_app as create_console
 from app.http import checks, events, health, keys, pool, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
@@ -64,6 +65,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     for router in (checks.router, events.router, reads.tenant_router, reads.router, keys.router):
         app.include_router(router, responses=PROBLEMS)
+    app.mount("/console", create_console(services))  # the auditor console: HTML pages, same keys
     app.add_middleware(BodyLimit, limit=services.settings.http_max_body_bytes)
     app.add_middleware(Measured, metrics=app.state.metrics)
     return app
