@@ -5,7 +5,7 @@ CLI := $(BIN)/consent-ledger
 DEMO := .ledger/demo
 PYTHON ?= python3
 
-.PHONY: install demo test lint type unit bench hostile down clean constraints
+.PHONY: install browser demo test lint type unit bench hostile down clean constraints
 
 install: $(VENV)/.installed
 
@@ -29,8 +29,19 @@ demo: install
 	$(CLI) checkpoint
 	$(CLI) verify
 
-test: install lint type
+test: install browser lint type
 	$(BIN)/pytest
+
+# The console's browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y --no-install-recommends chromium || \
+	      { apt-get update && apt-get install -y --no-install-recommends chromium; } || \
+	      echo "could not install chromium: the browser tests will be skipped"; \
+	  else \
+	    echo "no /usr/bin/chromium: run 'sudo apt-get install -y --no-install-recommends chromium', or the browser tests are skipped"; \
+	  fi; }
 
 lint: install
 	$(BIN)/ruff check .
