@@ -1,7 +1,8 @@
 """A realistic, reproducible workload of CloudEvents for the demo and the benchmarks.
 
 Tenants run messaging platforms; each subject gets collected data, consents on several channels,
-some withdrawals and STOP opt-outs, shares with sub-processors, deletion requests and holds.
+messages sent (some after the subject opted out, some before an opt-out that reached the ledger
+late), some withdrawals and STOP opt-outs, shares with sub-processors, deletion requests and holds.
 """
 
 import random
@@ -17,6 +18,10 @@ CHANNELS = ("sms", "email", "voice", "web_chat")
 MARKETING = ("marketing", "analytics", "advertising")
 SUBPROCESSORS = ("aws-storage", "stripe-payments", "zendesk-support", "mixpanel-analytics")
 JURISDICTIONS = ("EU", "US-CA", "GB", "US-NY")
+CAMPAIGNS = ("spring-sale", "winter-news", "renewal")
+# A step of a subject's life: its type and data, and, for a fact that reaches the ledger late, how
+# long before the previous step it happened.
+Step = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], timedelta]
 
 
 def generate(tenants: int, subjects: int, seed: int = 7) -> Iterator[dict[str, Any]]:
@@ -27,9 +32,11 @@ def generate(tenants: int, subjects: int, seed: int = 7) -> Iterator[dict[str, A
         tenant = f"tenant-{t + 1}"
         for s in range(subjects):
             moment = start + timedelta(minutes=rng.randrange(60 * 24 * 300))
-            for event_type, data in _life(rng):
+            for step in _life(rng):
+                previous = moment
                 moment += timedelta(minutes=rng.randrange(1, 60 * 24 * 3))
-                yield event(tenant, f"contact-{s + 1:06d}", event_type, moment, data, rng=rng)
+                at = moment if len(step) == 2 else previous - step[2]
+                yield event(tenant, f"contact-{s + 1:06d}", step[0], at, step[1], rng=rng)
 
 
 def event(
@@ -55,7 +62,7 @@ def event(
     }
 
 
-def _life(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+def _life(rng: random.Random) -> Iterator[Step]:
     jurisdiction = rng.choice(JURISDICTIONS)
     yield (
         "data.collected",
@@ -93,14 +100,22 @@ def _life(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
                 "jurisdiction": jurisdiction,
             },
         )
+    yield from _messages(rng, channels)
     roll = rng.random()
     if roll < 0.25:
         yield (
             "consent.withdrawn",
             {"purpose": "marketing", "channel": channels[0], "method": "web_form"},
         )
+        if rng.random() < 0.2:  # a sender that did not ask the ledger first
+            yield "contact.made", _message(rng, "marketing", channels[0])
     elif roll < 0.4 and "sms" in channels:
-        yield "optout.received", {"channel": "sms", "keyword": rng.choice(("STOP", "UNSUBSCRIBE"))}
+        stop = {"channel": "sms", "keyword": rng.choice(("STOP", "UNSUBSCRIBE"))}
+        if rng.random() < 0.3:  # the STOP reached the ledger after a message sent an hour after it
+            yield "contact.made", _message(rng, "marketing", "sms")
+            yield "optout.received", stop, timedelta(hours=1)
+        else:
+            yield "optout.received", stop
     elif roll < 0.45:
         yield "optout.received", {"channel": "web", "signal": "GPC"}
     if rng.random() < 0.3:
@@ -119,7 +134,22 @@ def _life(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
     yield from _endings(rng)
 
 
-def _endings(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+def _messages(rng: random.Random, consented: list[str]) -> Iterator[Step]:
+    """Messages sent while the subject's consents stand: marketing where consented, and transactional."""
+    for _ in range(rng.randint(0, 2)):
+        yield "contact.made", _message(rng, "marketing", rng.choice(consented))
+    if rng.random() < 0.5:
+        yield "contact.made", _message(rng, "service", rng.choice(CHANNELS))
+
+
+def _message(rng: random.Random, purpose: str, channel: str) -> dict[str, Any]:
+    data = {"purpose": purpose, "channel": channel, "message_id": f"msg-{rng.getrandbits(64):016x}"}
+    if purpose != "service":
+        data["campaign"] = rng.choice(CAMPAIGNS)
+    return data
+
+
+def _endings(rng: random.Random) -> Iterator[Step]:
     roll = rng.random()
     if roll < 0.03:
         yield (

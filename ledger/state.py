@@ -114,6 +114,34 @@ class Violation:
 
 
 @dataclass
+class ConsentChange:
+    """One word on a purpose x channel as it arrived: when it took effect, when the ledger recorded it,
+    and its place in the subject's log (`version`), so contacts can be judged as known then and now."""
+
+    event_id: str
+    purpose: str
+    channel: str
+    state: str
+    at: datetime
+    recorded: datetime
+    version: int
+
+
+@dataclass
+class Contact:
+    """A message sent to the subject (`contact.made`): purpose, channel and ids, never content."""
+
+    event_id: str
+    purpose: str
+    channel: str
+    message_id: str
+    campaign: str | None
+    time: datetime
+    recorded: datetime
+    version: int
+
+
+@dataclass
 class SubjectState:
     """Everything the ledger currently knows about one subject of one tenant."""
 
@@ -131,10 +159,22 @@ class SubjectState:
     legal_holds: dict[str, LegalHold] = field(default_factory=dict)
     violations: dict[str, Violation] = field(default_factory=dict)
     intervals: dict[str, Interval] = field(default_factory=dict)
+    consent_log: dict[tuple[str, str], ConsentChange] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
 
 
-def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data: dict[str, Any]) -> None:
-    """Fold one fact (`kind` is its CloudEvents type) into `state`, in place.
+def apply_fact(
+    state: SubjectState,
+    kind: str,
+    event_id: str,
+    at: datetime,
+    data: dict[str, Any],
+    *,
+    recorded: datetime | None = None,
+    version: int = 0,
+) -> None:
+    """Fold one fact (`kind` is its CloudEvents type) into `state`, in place; `recorded` (default
+    `at`) is when the ledger stored it and `version` its place in the subject's log.
 
     Facts may arrive out of event-time order; each rule keeps the answer that the latest event
     time gives, so a late event never overrides a newer one.
@@ -142,6 +182,9 @@ def apply_fact(state: SubjectState, kind: str, event_id: str, at: datetime, data
     state.first_seen = at if state.first_seen is None else min(state.first_seen, at)
     state.last_event_at = at if state.last_event_at is None else max(state.last_event_at, at)
     _RULES[kind](state, event_id, at, data)
+    logged = _LOGGED.get(kind)
+    if logged is not None:
+        logged(state, Logged(event_id, at, at if recorded is None else recorded, version), data)
 
 
 def apply_erasure(state: SubjectState, at: datetime) -> None:
@@ -272,9 +315,13 @@ def _withdrawn(state: SubjectState, event_id: str, at: datetime, data: dict[str,
     _set_consent(state, data["purpose"], data["channel"], verdict=WITHDRAWN, event_id=event_id, at=at)
 
 
+def opted_out_purposes(data: dict[str, Any]) -> list[str]:
+    """The purposes an opt-out covers: those it names, else every purpose but transactional ones."""
+    return list(data.get("purposes") or [p for p in PURPOSES if p != SERVICE])
+
+
 def _opted_out(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
-    purposes = data.get("purposes") or [p for p in PURPOSES if p != SERVICE]
-    for purpose in purposes:
+    for purpose in opted_out_purposes(data):
         _set_consent(state, purpose, data["channel"], verdict=OPTED_OUT, event_id=event_id, at=at)
 
 
@@ -361,6 +408,52 @@ def _hold_released(state: SubjectState, event_id: str, at: datetime, data: dict[
     state.legal_holds.pop(data["hold_id"], None)
 
 
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """A fact's ids and times, for the rules that keep its bitemporal record."""
+
+    event_id: str
+    at: datetime
+    recorded: datetime
+    version: int
+
+
+def _log_given(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+    _log_consent(state, fact, data["channel"], [data["purpose"]], GRANTED)
+
+
+def _log_withdrawn(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+    _log_consent(state, fact, data["channel"], [data["purpose"]], WITHDRAWN)
+
+
+def _log_opted_out(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+    _log_consent(state, fact, data["channel"], opted_out_purposes(data), OPTED_OUT)
+
+
+def _log_consent(state: SubjectState, fact: Logged, channel: str, purposes: list[str], verdict: str) -> None:
+    for purpose in purposes:
+        state.consent_log[(fact.event_id, purpose)] = ConsentChange(
+            fact.event_id, purpose, channel, verdict, fact.at, fact.recorded, fact.version
+        )
+
+
+def _contacted(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+    state.contacts[fact.event_id] = Contact(
+        event_id=fact.event_id,
+        purpose=data["purpose"],
+        channel=data["channel"],
+        message_id=data["message_id"],
+        campaign=data.get("campaign"),
+        time=fact.at,
+        recorded=fact.recorded,
+        version=fact.version,
+    )
+
+
+def _no_change(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    """A contact changes nothing the subject's current state says; it is only logged."""
+
+
 _RULES = {
     "data.collected": _collected,
     "consent.given": _given,
@@ -372,4 +465,11 @@ _RULES = {
     "account.closed": _account_closed,
     "legalhold.placed": _hold_placed,
     "legalhold.released": _hold_released,
+    "contact.made": _no_change,
+}
+_LOGGED = {
+    "consent.given": _log_given,
+    "consent.withdrawn": _log_withdrawn,
+    "optout.received": _log_opted_out,
+    "contact.made": _contacted,
 }

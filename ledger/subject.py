@@ -51,7 +51,15 @@ class Subject(Aggregate):
 
         def apply(self, aggregate: "Aggregate") -> None:
             assert isinstance(aggregate, Subject)
-            apply_fact(aggregate.state, self.wire_type, self.event_id, self.occurred_at, self.data)
+            apply_fact(
+                aggregate.state,
+                self.wire_type,
+                self.event_id,
+                self.occurred_at,
+                self.data,
+                recorded=self.timestamp,
+                version=self.originator_version,
+            )
 
     @dataclass(frozen=True)
     class Erased(Aggregate.Event):
@@ -96,6 +104,9 @@ class Subject(Aggregate):
 
     class LegalHoldReleased(FactRecorded):
         wire_type = "legalhold.released"
+
+    class ContactMade(FactRecorded):
+        wire_type = "contact.made"
 
     @dataclass(frozen=True)
     class RetentionExpired(Aggregate.Event):

@@ -40,6 +40,7 @@ class Change:
     at: datetime  # when it happened (for an erasure, when it was recorded)
     recorded: datetime
     data: dict[str, Any]
+    version: int = 0  # its place in the subject's log
 
 
 def decode(mapper: Mapper[UUID], originator_id: UUID | str, version: int, topic: str, state: bytes) -> Change:
@@ -52,7 +53,8 @@ def decode(mapper: Mapper[UUID], originator_id: UUID | str, version: int, topic:
     if topic == _ERASED:
         return Change(tenant, subject, None, "", recorded, recorded, {})
     moment = _moment(fields["occurred_at"])
-    return Change(tenant, subject, _KINDS[topic], fields["event_id"], moment, recorded, fields["data"])
+    kind = _KINDS[topic]
+    return Change(tenant, subject, kind, fields["event_id"], moment, recorded, fields["data"], version)
 
 
 def fold(states: dict[tuple[str, str], SubjectState], changes: Iterable[Change]) -> None:
@@ -65,7 +67,15 @@ def fold(states: dict[tuple[str, str], SubjectState], changes: Iterable[Change])
         if change.kind is None:
             apply_erasure(state, change.at)
         else:
-            apply_fact(state, change.kind, change.event_id, change.at, change.data)
+            apply_fact(
+                state,
+                change.kind,
+                change.event_id,
+                change.at,
+                change.data,
+                recorded=change.recorded,
+                version=change.version,
+            )
 
 
 def decode_all(mapper: Mapper[UUID], events: Iterable[StoredEvent]) -> Iterator[Change]:
@@ -85,4 +95,13 @@ def _upcast(mapper: Mapper[UUID], stored: StoredEvent) -> Change:
         return Change(event.tenant, event.subject, None, "", event.timestamp, event.timestamp, {})
     assert isinstance(event, Subject.FactRecorded)
     kind, moment = event.wire_type, event.occurred_at
-    return Change(event.tenant, event.subject, kind, event.event_id, moment, event.timestamp, event.data)
+    return Change(
+        event.tenant,
+        event.subject,
+        kind,
+        event.event_id,
+        moment,
+        event.timestamp,
+        event.data,
+        event.originator_version,
+    )

@@ -24,7 +24,7 @@ from ledger.chain import notification_hash, record_hash
 from ledger.checkpoints import TreeHead, latest_head, leaf_index, stored_nodes
 from ledger.errors import UnknownEvent, UsageError
 from ledger.signing import PublicKey, WrongSigningKey
-from ledger.state import GRANTED, OPTED_OUT, PURPOSES, SERVICE, WITHDRAWN
+from ledger.state import GRANTED, OPTED_OUT, WITHDRAWN, opted_out_purposes
 from ledger.store import Ledger
 from ledger.subject import Subject
 
@@ -120,7 +120,7 @@ def receipt(ledger: Ledger, tenant: str, event_id: str) -> ConsentReceipt:
 def _purposes(data: dict[str, Any]) -> list[str]:
     if "purpose" in data:
         return [data["purpose"]]
-    return list(data.get("purposes") or [p for p in PURPOSES if p != SERVICE])
+    return opted_out_purposes(data)
 
 
 def _inclusion(ledger: Ledger, position: int) -> InclusionProof:

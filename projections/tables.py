@@ -18,6 +18,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.state import (
     Consent,
+    ConsentChange,
+    Contact,
     DeletionRequest,
     Holding,
     Interval,
@@ -31,6 +33,7 @@ from ledger.store import Ledger, retry_schema_change
 _SQL_TYPES: dict[object, str] = {
     str: "text",
     bool: "boolean",
+    int: "bigint",
     datetime: "timestamptz",
     list[str]: "text[]",
 }
@@ -72,6 +75,8 @@ PARTS = (
     Part("proj_legal_holds", LegalHold, "legal_holds", ("hold_id",)),
     Part("proj_violations", Violation, "violations", ("event_id",)),
     Part("proj_intervals", Interval, "intervals", ("opened_by",)),
+    Part("proj_consent_log", ConsentChange, "consent_log", ("event_id", "purpose")),
+    Part("proj_contacts", Contact, "contacts", ("event_id",)),
 )
 SUBJECT_COLUMN_TYPES = (
     ("first_seen", "timestamptz"),
