@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -29,6 +29,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.access import AccessLog, ApiKeys, Sessions
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
+from ledger.declaration import Declarations, declaration_id
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
 from ledger.keys import DataKey, Epoch, KeyStore
 from ledger.policy import POLICY_ID, RetentionPolicy, digest
@@ -38,6 +39,7 @@ from ledger.subject import FACT_CLASSES, Subject, subject_id
 from ledger.transcoder import OrjsonTranscoder
 
 log = structlog.get_logger()
+_Recorded = TypeVar("_Recorded", RetentionPolicy.Adopted, Declarations.Declared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,36 +516,25 @@ class Ledger(Application[UUID]):
         self, document: dict[str, Any], adopted_by: str, reason: str
     ) -> RetentionPolicy.Adopted | None:
         """Record that `document` is the retention policy from now on; None if it already is."""
-        now = datetime.now(UTC)
-        with self.writer.writing() as curs:
-            head = self.writer.heads(curs, [POLICY_ID]).get(POLICY_ID)
-            stored: list[StoredEvent] = []
-            if head is None:
-                started = RetentionPolicy.Started(
-                    originator_id=POLICY_ID,
-                    originator_version=1,
-                    timestamp=now,
-                    originator_topic=get_topic(RetentionPolicy),
-                )
-                head = self._chain(stored, started)
-            else:
-                current = self.policy().adoptions
-                if current and current[-1].digest == digest(document):
-                    return None
-            adopted = RetentionPolicy.Adopted(
+
+        def adopted(version: int, now: datetime, previous_hash: str) -> RetentionPolicy.Adopted:
+            return RetentionPolicy.Adopted(
                 originator_id=POLICY_ID,
-                originator_version=head.version + 1,
+                originator_version=version,
                 timestamp=now,
                 document=document,
                 digest=digest(document),
                 adopted_by=adopted_by,
                 reason=reason,
-                previous_hash=head.hash,
+                previous_hash=previous_hash,
             )
-            self._chain(stored, adopted)
-            self.writer.store(curs, stored)
-        log.info("policy.adopted", digest=adopted.digest, adopted_by=adopted_by)
-        return adopted
+
+        current = self.policy().adoptions
+        unchanged = bool(current) and current[-1].digest == digest(document)
+        recorded = self._record_document(POLICY_ID, RetentionPolicy, unchanged, adopted)
+        if recorded is not None:
+            log.info("policy.adopted", digest=recorded.digest, adopted_by=adopted_by)
+        return recorded
 
     def policy(self) -> RetentionPolicy:
         """The history of retention policies (empty when none was ever adopted)."""
@@ -552,6 +543,68 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return RetentionPolicy()
         return history
+
+    def declare(
+        self, tenant: str, document: dict[str, Any], declared_by: str, reason: str
+    ) -> Declarations.Declared | None:
+        """Record that `document` is what `tenant` declares from now on; None if it already is."""
+        originator_id = declaration_id(tenant)
+
+        def declared(version: int, now: datetime, previous_hash: str) -> Declarations.Declared:
+            return Declarations.Declared(
+                originator_id=originator_id,
+                originator_version=version,
+                timestamp=now,
+                tenant=tenant,
+                document=document,
+                digest=digest(document),
+                declared_by=declared_by,
+                reason=reason,
+                previous_hash=previous_hash,
+            )
+
+        current = self.declarations(tenant).declarations
+        unchanged = bool(current) and current[-1].digest == digest(document)
+        recorded = self._record_document(originator_id, Declarations, unchanged, declared)
+        if recorded is not None:
+            log.info("declaration.recorded", tenant=tenant, digest=recorded.digest, declared_by=declared_by)
+        return recorded
+
+    def declarations(self, tenant: str) -> Declarations:
+        """The tenant's declarations (none when it never declared)."""
+        try:
+            history: Declarations = self.repository.get(declaration_id(tenant))
+        except AggregateNotFoundError:
+            return Declarations()
+        return history
+
+    def _record_document(
+        self,
+        originator_id: UUID,
+        history: type[RetentionPolicy] | type[Declarations],
+        unchanged: bool,
+        make: Callable[[int, datetime, str], _Recorded],
+    ) -> _Recorded | None:
+        """Append the next event of a document's history (starting the history if needed), chained;
+        None when the document is unchanged."""
+        if unchanged:
+            return None
+        now = datetime.now(UTC)
+        with self.writer.writing() as curs:
+            head = self.writer.heads(curs, [originator_id]).get(originator_id)
+            stored: list[StoredEvent] = []
+            if head is None:
+                started = history.Started(
+                    originator_id=originator_id,
+                    originator_version=1,
+                    timestamp=now,
+                    originator_topic=get_topic(history),
+                )
+                head = self._chain(stored, started)
+            recorded = make(head.version + 1, now, head.hash)
+            self._chain(stored, recorded)
+            self.writer.store(curs, stored)
+        return recorded
 
     def rotate_keys(self, new: MasterKey | None, *, retire: bool) -> Rotation:
         """Start a new key epoch and re-wrap every live data key under it, in one transaction; with

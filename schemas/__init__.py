@@ -11,8 +11,9 @@ from typing import Any
 ENVELOPE = "cloudevent"
 VOCABULARY = "vocabulary"
 RETENTION_POLICY = "retention-policy"
+DECLARATION = "declaration"  # a tenant's privacy notice as data (`declare`)
 PURGE_ORDER = "purge.ordered"  # what the ledger publishes, not what it ingests
-NOT_EVENTS = (ENVELOPE, VOCABULARY, RETENTION_POLICY, PURGE_ORDER)
+NOT_EVENTS = (ENVELOPE, VOCABULARY, RETENTION_POLICY, DECLARATION, PURGE_ORDER)
 
 
 @cache

@@ -1,0 +1,33 @@
+"""The pure rules of the violations report: how a contact is judged, and business days."""
+
+from datetime import UTC, datetime, timedelta
+
+from ledger import violations as kinds
+from ledger.violations import Word, business_days, judge_contact
+from tests.helpers import T0
+
+MINUTE = timedelta(minutes=1)
+
+
+def test_judge_contact_rules() -> None:
+    """Service needs nothing; erasure and a missing or withdrawn word refuse; a late word only counts now."""
+    granted = Word("g", "granted", T0, T0)
+    stopped = Word("s", "opted_out", T0, T0 + MINUTE)
+    at = T0 + MINUTE
+    assert judge_contact("service", "sms", at, erased_at=T0, then=None, now=None) is None
+    erased = judge_contact("marketing", "sms", at, erased_at=T0, then=granted, now=granted)
+    assert erased is not None and erased.kind == kinds.CONTACT_NOT_ALLOWED
+    assert judge_contact("marketing", "sms", at, erased_at=None, then=granted, now=granted) is None
+    late = judge_contact("marketing", "sms", at, erased_at=None, then=granted, now=stopped)
+    assert late is not None and late.kind == kinds.CONTACT_LATE_OPT_OUT and late.event_ids == ["g", "s"]
+    refused = judge_contact("marketing", "sms", at, erased_at=None, then=stopped, now=stopped)
+    assert refused is not None and refused.kind == kinds.CONTACT_NOT_ALLOWED
+
+
+def test_business_days_skip_weekends() -> None:
+    """Friday to the next Monday is one business day; two weeks are ten; the same day is none."""
+    friday = datetime(2026, 1, 2, 17, tzinfo=UTC)
+    assert business_days(friday, friday + timedelta(days=3)) == 1
+    assert business_days(friday, friday + timedelta(days=14)) == 10
+    assert business_days(friday, friday + timedelta(hours=2)) == 0
+    assert business_days(friday, friday - timedelta(days=3)) == 0
