@@ -456,11 +456,11 @@ def failing_queries(env: dict[str, str], ledger: Ledger, messages: list[Message]
             failed.append(f"{' '.join(args)}: exit {outcome.returncode}: {outcome.stderr.strip()[:300]}")
 
     subjects = sorted({(m.tenant, m.subject) for m in messages if m.kind == VALID and m.tenant and m.subject})
-    for tenant, subject in subjects[:40]:
-        ask("subject", tenant, subject, "--json")
-        ask("subject", tenant, subject, "--as-of", "2100-01-01T00:00:00Z")
-        ask("check", tenant, subject, "--purpose", "marketing", "--channel", "sms", codes=(0, 1))
-        ask("history", tenant, subject)
+    for tenant, subject in subjects[:40]:  # options first, then `--`: a subject id may start with "-"
+        ask("subject", "--json", "--", tenant, subject)
+        ask("subject", "--as-of", "2100-01-01T00:00:00Z", "--", tenant, subject)
+        ask("check", "--purpose", "marketing", "--channel", "sms", "--", tenant, subject, codes=(0, 1))
+        ask("history", "--", tenant, subject)
     systems = sorted(
         {(m.tenant, system) for m in messages if m.kind == VALID and m.tenant and (system := _system(m))}
     )
