@@ -154,6 +154,9 @@ class AccessLog:
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (tenant, subject, id)").format(
                 Identifier(f"{self.name}_subject"), self.table
             ),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (tenant, id)").format(
+                Identifier(f"{self.name}_tenant"), self.table
+            ),
             SQL(
                 "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                 "RAISE EXCEPTION 'the access log is append-only'; END $$"
@@ -183,6 +186,18 @@ class AccessLog:
             (tenant, subject, subject),
         )
         return [Access(**row) for row in curs.fetchall()]
+
+    def latest(self, curs: Cursor, tenant: str, before: int | None, limit: int) -> list[tuple[int, Access]]:
+        """Up to `limit` of the tenant's recorded reads, newest first, each with its number; from
+        before number `before` when given (keyset: an index range scan, however long the log)."""
+        curs.execute(
+            SQL(
+                "SELECT id, at, key_id, role, tenant, subject, endpoint FROM {} "
+                "WHERE tenant = %s AND (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s"
+            ).format(self.table),
+            (tenant, before, before, limit),
+        )
+        return [(row.pop("id"), Access(**row)) for row in curs.fetchall()]
 
 
 class Sessions:

@@ -100,11 +100,12 @@ def due_page(
     limit: int,
 ) -> tuple[list[DuePurge], str | None]:
     """A page of what `due_for_purge` lists for one tenant: the holdings due of subjects from id `start`
-    on, until at least `limit` are found; and the subject the next page starts from (None: no more)."""
+    on, until `limit` are found or `PAGE` subjects holding data were read (so a page costs the same
+    however few are due); and the subject the next page starts from (None: no more)."""
     found: list[DuePurge] = []
     skipped = Skipped()
-    for state in _states(ledger, tenant, skipped, after=(tenant, start), inclusive=True):
-        if len(found) >= limit:
+    for read, state in enumerate(_states(ledger, tenant, skipped, after=(tenant, start), inclusive=True)):
+        if len(found) >= limit or read >= PAGE:
             return found, state.subject
         due = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
         if due:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -29,6 +30,7 @@ from ledger.access import ADMIN, AUDITOR, CHECKER
 from ledger.settings import Settings
 from projections import queries
 from projections.breach import breach_impact
+from projections.receipts import check_receipt
 from projections.timeline import state_at
 from tests.conftest import _free_port, fresh_database
 from tests.helpers import cli, wait_for
@@ -193,6 +195,11 @@ def test_subject_page_links_a_consent_to_its_deciding_event(
     expect(facts).to_contain_text("consent.")
     expect(facts).to_contain_text("Recorded")
     expect(page.locator("table")).to_contain_text(purpose)
+    with page.expect_download() as caught:
+        page.get_by_role("link", name="Download its receipt").click()
+    document = orjson.loads(Path(caught.value.path()).read_bytes())
+    verdict = check_receipt(document, console.services.public_keys)
+    assert verdict.ok, verdict
 
 
 def test_replay_as_of_a_past_date(console: Console, context: BrowserContext) -> None:
@@ -234,6 +241,10 @@ def test_opening_personal_values_is_recorded(console: Console, context: BrowserC
     expect(page.get_by_role("status")).to_contain_text("recorded in the access log")
     expect(page.locator(".personal").first).to_contain_text("+1555")
     assert opened() == before + 1
+    page.get_by_role("link", name="Access log").click()
+    newest = page.locator("table tbody tr").first
+    expect(newest).to_contain_text(subject)
+    expect(newest).to_contain_text("console.open")
 
 
 def test_breach_query_and_csv_download(console: Console, context: BrowserContext) -> None:
@@ -286,6 +297,8 @@ def test_a_key_of_another_tenant_sees_nothing(console: Console, context: Browser
         "/breach?system=crm&from=2020-01-01T00:00:00&to=2030-01-01T00:00:00",
         "/breach.csv?system=crm&from=2020-01-01T00:00:00&to=2030-01-01T00:00:00",
         "/retention",
+        "/access-log",
+        f"/receipts/{event_id}.json",
     ):
         answer = page.request.get(f"{console.url}/console/t/{TENANT}{path}")
         assert answer.status == 404, path
@@ -405,9 +418,16 @@ def _tampered(console: Console, position: int) -> Iterator[None]:
             )
 
 
-def test_pages_print_without_navigation(console: Console, context: BrowserContext) -> None:
-    """Printed, a page leaves out the navigation and forms and keeps the content (print stylesheet)."""
+def test_pages_work_by_keyboard_and_print_without_navigation(
+    console: Console, context: BrowserContext
+) -> None:
+    """The first Tab reaches "Skip to content", which moves the focus past the navigation; printed, a
+    page leaves out the navigation and forms and keeps the content (the print stylesheet)."""
     page = _sign_in(context, console, console.key(TENANT, AUDITOR))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
     page.emulate_media(media="print")
     expect(page.locator("header.bar")).to_be_hidden()
     expect(page.get_by_role("region", name="figures")).to_be_visible()

@@ -1,9 +1,10 @@
 """The tenant's pages: the picker (admin), the overview, the subjects and one subject's story."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -17,6 +18,7 @@ from ledger.store import Ledger
 from projections import queries
 from projections.history import Entry, entry, history
 from projections.overview import overview, subjects_page
+from projections.receipts import receipt
 from projections.retention import open_orders
 from projections.timeline import state_at
 
@@ -167,4 +169,32 @@ def event(request: Request, tenant: str, subject: str, event_id: str, session: S
         request,
         "event.html",
         {"tenant": tenant, "subject": subject, "e": found, "page_after": max(found.version - 1, 0)},
+    )
+
+
+@router.get("/t/{tenant}/access-log")
+def access_log(
+    request: Request, tenant: str, session: Seeing, before: Annotated[int | None, Query(ge=1)] = None
+) -> Response:
+    """Who opened which subject's personal data, through the console or the API, newest first."""
+    ledger: Ledger = _services(request).ledger
+    with ledger.writer.datastore.transaction() as curs:
+        rows = ledger.access_log.latest(curs, tenant, before, PAGE + 1)
+    following = rows[PAGE - 1][0] if len(rows) > PAGE else None
+    return page(
+        request,
+        "access_log.html",
+        {"tenant": tenant, "rows": rows[:PAGE], "before": before, "next": following},
+    )
+
+
+@router.get("/t/{tenant}/receipts/{event_id}.json")
+def consent_receipt(request: Request, tenant: str, event_id: str, session: Seeing) -> Response:
+    """The receipt of a consent, withdrawal or opt-out, as `consent-ledger receipt --json` writes it:
+    checkable with `verify-receipt` and the published key alone."""
+    found = receipt(_services(request).ledger, tenant, event_id)
+    return Response(
+        orjson.dumps(queries.plain(asdict(found)), option=orjson.OPT_INDENT_2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{event_id}.json"'},
     )
