@@ -132,14 +132,15 @@ def _shot(page: Page, name: str) -> None:
 
 
 def _consented(console: Console) -> tuple[str, str, str, str]:
-    """A subject of TENANT, not erased, with a share and a consent given after it was first seen:
+    """A subject of TENANT, not erased, with a share and a consent given or withdrawn (not opted out of
+    as a whole) after it was first seen:
     (subject, purpose, channel, deciding event id)."""
     with console.services.ledger.writer.datastore.transaction() as curs:
         curs.execute(
             SQL(
                 "SELECT c.subject, c.purpose, c.channel, c.event_id FROM proj_consents c "
                 "JOIN proj_subjects s USING (tenant, subject) WHERE c.tenant = %s AND NOT s.erased "
-                "AND c.since > s.first_seen "
+                "AND c.since > s.first_seen AND c.state <> 'opted_out' "
                 "AND EXISTS (SELECT 1 FROM proj_shares h "
                 "WHERE h.tenant = c.tenant AND h.subject = c.subject) "
                 "ORDER BY c.subject, c.since DESC LIMIT 1"
@@ -192,7 +193,7 @@ def test_subject_page_links_a_consent_to_its_deciding_event(
     cell.get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(event_id)
     facts = page.locator("dl.facts")
-    expect(facts).to_contain_text("consent.")
+    expect(facts).to_contain_text(re.compile(r"consent\.(given|withdrawn)"))
     expect(facts).to_contain_text("Recorded")
     expect(page.locator("table")).to_contain_text(purpose)
     with page.expect_download() as caught:
