@@ -93,7 +93,7 @@ class Services:
     @cached_property
     def contract(self) -> Contract:
         """The wire contract every event is validated against."""
-        return Contract(self.settings.max_message_bytes)
+        return Contract(self.settings.max_message_bytes, self.settings.extra_channels)
 
     @cached_property
     def producer(self) -> KafkaProducer:

@@ -242,7 +242,7 @@ def _session(
     producer = kafka.open_producer(bootstrap, settings)
     ingestor = Ingestor(
         ledger,
-        Contract(settings.max_message_bytes),
+        Contract(settings.max_message_bytes, settings.extra_channels),
         DeadLetters(producer, settings.deadletter_topic),
         totals,
     )

@@ -27,7 +27,7 @@ class Publisher:
 
     def __init__(self, bootstrap: str, settings: Settings) -> None:
         self.topic = settings.events_topic
-        self.contract = Contract(settings.max_message_bytes)
+        self.contract = Contract(settings.max_message_bytes, settings.extra_channels)
         kafka.ensure_topics(bootstrap, settings)
         self.producer = kafka.open_producer(bootstrap, settings)
 

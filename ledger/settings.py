@@ -2,6 +2,7 @@
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import psycopg
 from psycopg import conninfo
 
 from ledger.errors import ConfigError
+from ledger.state import CHANNELS
 
 PREFIX = "LEDGER_"
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -84,6 +86,7 @@ class Settings:
     http_rate_limit: int
     http_ready_lag: int
     http_pool_size: int
+    extra_channels: frozenset[tuple[str, str]] = frozenset()  # (tenant or "*", channel)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -136,11 +139,38 @@ class Settings:
             http_rate_limit=reader.integer("HTTP_RATE_LIMIT", 10_000, low=1, high=10**7),
             http_ready_lag=reader.integer("HTTP_READY_LAG", 10_000, low=0, high=10**9),
             http_pool_size=reader.integer("HTTP_POOL_SIZE", 4, low=1, high=100),
+            extra_channels=_extra_channels(reader),
         )
+
+    def channels_of(self, tenant: str) -> frozenset[str]:
+        """The channels a tenant added to the vocabulary's (LEDGER_EXTRA_CHANNELS)."""
+        return frozenset(channel for who, channel in self.extra_channels if who in ("*", tenant))
 
     def awaits_recipients(self, tenant: str) -> bool:
         """Whether the tenant's erasures wait for every recipient to confirm deletion too."""
         return self.recipients_awaited != (tenant in self.recipients_awaited_except)
+
+
+_CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{1,31}")
+
+
+def _extra_channels(reader: "_Reader") -> frozenset[tuple[str, str]]:
+    """LEDGER_EXTRA_CHANNELS: `tenant:channel` pairs (`*:channel` for every tenant), channels a tenant
+    messages on beyond the vocabulary's (WhatsApp, RCS, MMS), accepted wherever a channel is."""
+    found = set()
+    for item in reader.items("EXTRA_CHANNELS"):
+        tenant, _, channel = item.rpartition(":")
+        if not tenant or not _CHANNEL_NAME.fullmatch(channel):
+            raise ConfigError(
+                f"{PREFIX}EXTRA_CHANNELS: {item!r} is not tenant:channel (channel in lower case, e.g. "
+                "acme:whatsapp or *:rcs)"
+            )
+        if channel in CHANNELS:
+            raise ConfigError(
+                f"{PREFIX}EXTRA_CHANNELS: {channel!r} is in the vocabulary already: leave it out"
+            )
+        found.add((tenant, channel))
+    return frozenset(found)
 
 
 def _database_url(reader: "_Reader") -> str | None:

@@ -18,17 +18,20 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import orjson
+from eventsourcing.utils import get_topic
 
 from ledger import merkle
+from ledger import vocabularies as words
 from ledger.chain import notification_hash, record_hash
 from ledger.checkpoints import TreeHead, latest_head, leaf_index, stored_nodes
 from ledger.errors import UnknownEvent, UsageError
 from ledger.signing import PublicKey, WrongSigningKey
 from ledger.state import GRANTED, OPTED_OUT, WITHDRAWN, opted_out_purposes
 from ledger.store import Ledger
-from ledger.subject import Subject
+from ledger.subject import FACT_CLASSES, Subject
 
 FORMAT = "urn:consent-ledger:receipt:v2"
+_KINDS = {get_topic(cls): kind for kind, cls in FACT_CLASSES.items()}
 STATES = {"consent.given": GRANTED, "consent.withdrawn": WITHDRAWN, "optout.received": OPTED_OUT}
 
 
@@ -72,6 +75,7 @@ class ConsentReceipt:
     previous_hash: str
     record: dict[str, Any]
     proof: InclusionProof
+    dpv: dict[str, Any]  # the same consent in W3C DPV terms (derived from the record, checked with it)
 
 
 def receipt(ledger: Ledger, tenant: str, event_id: str) -> ConsentReceipt:
@@ -113,6 +117,7 @@ def receipt(ledger: Ledger, tenant: str, event_id: str) -> ConsentReceipt:
                 "state": base64.b64encode(notification.state).decode(),
             },
             proof=_inclusion(ledger, notification.id),
+            dpv=_dpv(event.wire_type, data),
         )
     raise UnknownEvent(f"tenant {tenant!r} has no event {event_id!r}: check both ids")
 
@@ -121,6 +126,16 @@ def _purposes(data: dict[str, Any]) -> list[str]:
     if "purpose" in data:
         return [data["purpose"]]
     return opted_out_purposes(data)
+
+
+def _dpv(wire_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The consent's status, purposes and legal basis as DPV terms, with the prefixes they use."""
+    return {
+        "prefixes": words.DPV_PREFIXES,
+        "status": words.DPV_CONSENT_STATES[STATES[wire_type]],
+        "purposes": [words.DPV_PURPOSES[purpose] for purpose in _purposes(data)],
+        "legal_basis": words.DPV_LEGAL_BASES["consent"],
+    }
 
 
 def _inclusion(ledger: Ledger, position: int) -> InclusionProof:
@@ -246,6 +261,9 @@ def _check_record(document: dict[str, Any], verdict: Verdict) -> None:
         "channel": data.get("channel") if isinstance(data, dict) else None,
         "purposes": _purposes(data) if isinstance(data, dict) else None,
     }
+    kind = _KINDS.get(str(record["topic"]))
+    if "dpv" in document:  # receipts made before DPV terms were added carry none
+        claimed["dpv"] = _dpv(kind, data) if kind in STATES and isinstance(data, dict) else None
     differing = sorted(name for name, value in claimed.items() if document.get(name) != value)
     if differing:
         verdict.problems.append(f"the receipt's {', '.join(differing)} differ from the record it proves")

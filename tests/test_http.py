@@ -128,6 +128,9 @@ TENANT_ENDPOINTS: list[tuple[str, str, object]] = [
     ("GET", "/v1/tenants/{t}/purges", None),
     ("GET", "/v1/tenants/{t}/stats", None),
     ("GET", "/v1/tenants/{t}/access-log", None),
+    ("GET", "/v1/tenants/{t}/violations?from=2026-01-01T00:00:00Z", None),
+    ("GET", "/v1/tenants/{t}/ropa?format=csv", None),
+    ("GET", "/v1/tenants/{t}/drift", None),
 ]
 
 
@@ -410,3 +413,17 @@ def test_no_request_the_schema_allows_breaks_the_server(api: Api) -> None:
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         exchange()
+
+
+def test_compliance_reports_answer_as_the_cli(api: Api) -> None:
+    """Violations and the record of processing answer with the CLI's JSON (the record also as CSV
+    and a Fides manifest); drift before any declaration is a 400 naming `declare`."""
+    with api.client("acme", AUDITOR) as client:
+        report = client.get("/v1/tenants/acme/violations").json()
+        assert set(report) >= {"counts", "violations", "opt_outs_followed_by_contacts"}
+        record = client.get("/v1/tenants/acme/ropa").json()
+        assert [entry["purpose"] for entry in record["purposes"]] == ["service"]  # alice's holding
+        csv = client.get("/v1/tenants/acme/ropa", params={"format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("purpose,")
+        assert client.get("/v1/tenants/acme/ropa", params={"format": "fides"}).json()["system"]
+        assert "declare acme FILE" in _problem(client.get("/v1/tenants/acme/drift"), 400)["detail"]

@@ -53,13 +53,16 @@ def issued(env: dict[str, str], ledger: Ledger, tmp_path: Path) -> tuple[Path, P
 
 
 def test_an_opt_out_receipt_verifies_offline(issued: tuple[Path, Path], tmp_path: Path) -> None:
-    """An SMS STOP gets a receipt whose proof checks against the public key with no database at all."""
+    """An SMS STOP gets a receipt, in DPV terms too, whose proof checks against the public key with no
+    database at all."""
     receipt, public = issued
     document = json.loads(receipt.read_text())
     assert (document["event_type"], document["state"], document["collection_method"]) == (
         "optout.received", "opted_out", "STOP",
     )  # fmt: skip
     assert document["proof"]["tree_size"] == 13 and len(document["proof"]["inclusion_path"]) == 2
+    assert document["dpv"]["status"] == "dpv:ConsentWithdrawn"  # W3C DPV: the subject withdrew
+    assert "dpv:DirectMarketing" in document["dpv"]["purposes"]
     result = cli(_offline(tmp_path), "verify-receipt", str(receipt), "--public-key", str(public))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: record stop1 is leaf 12 of the log's tree of 13 events" in result.stdout
@@ -80,6 +83,10 @@ def test_a_tampered_receipt_is_rejected(issued: tuple[Path, Path], tmp_path: Pat
         (forged_path, "the inclusion proof does not lead from the record hash to the signed root"),
         ({**original, "purposes": ["service"]}, "the receipt's purposes differ from the record it proves"),
         ({**original, "subject_id": "bob"}, "the receipt's subject_id differ from the record it proves"),
+        (
+            {**original, "dpv": {**original["dpv"], "status": "dpv:ConsentGiven"}},
+            "the receipt's dpv differ from the record it proves",
+        ),
     ):
         receipt.write_text(json.dumps(forged))
         result = cli(_offline(tmp_path), "verify-receipt", str(receipt), "--public-key", str(public))

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.bootstrap import Services
 from app.console.site import create_app as create_console
-from app.http import checks, events, health, keys, pool, problems, reads
+from app.http import checks, compliance, events, health, keys, pool, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -63,7 +63,15 @@ def create_app(services: Services) -> FastAPI:
     app.state.pool = pool.Pool(services)
     problems.install(app)
     app.include_router(health.router)
-    for router in (checks.router, events.router, reads.tenant_router, reads.router, keys.router):
+    routers = (
+        checks.router,
+        events.router,
+        reads.tenant_router,
+        reads.router,
+        compliance.router,
+        keys.router,
+    )
+    for router in routers:
         app.include_router(router, responses=PROBLEMS)
     app.mount("/console", create_console(services))  # the auditor console: HTML pages, same keys
     app.add_middleware(BodyLimit, limit=services.settings.http_max_body_bytes)
