@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from ledger import logs, stack
+from app import stack
+from ledger import logs
 from ledger.crypto import MasterKey
 from ledger.errors import LedgerError
 from ledger.settings import Settings

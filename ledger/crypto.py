@@ -97,6 +97,18 @@ def master_key(settings: Settings, *, create: bool) -> tuple[MasterKey, Path | N
     return _create_key_file(path), path
 
 
+def replace_key_file(settings: Settings, new: MasterKey) -> Path | None:
+    """Put `new` in the embedded master key file, the old key kept beside it in `master.key.previous`;
+    the file's path, or None when the key is configured (LEDGER_MASTER_KEY, LEDGER_MASTER_KEY_FILE)
+    and whoever configured it must point it at the new key."""
+    if settings.master_key or settings.master_key_file:
+        return None
+    path = settings.home / "master.key"
+    path.replace(settings.home / "master.key.previous")
+    write_private(path, new.text() + "\n", new=True)
+    return path
+
+
 def _create_key_file(path: Path) -> MasterKey:
     key = MasterKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)

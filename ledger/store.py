@@ -26,7 +26,7 @@ from eventsourcing.utils import get_topic
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.access import AccessLog, ApiKeys, Sessions
+from ledger.access import Access, AccessLog, ApiKey, ApiKeys, Sessions
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
 from ledger.declaration import Declarations, declaration_id
@@ -629,6 +629,32 @@ class Ledger(Application[UUID]):
             return []
         with self.writer.datastore.transaction() as curs:
             return self.keys.live_epochs(curs)
+
+    def create_api_key(self, tenant: str | None, role: str) -> tuple[ApiKey, str]:
+        """A new API key of `tenant` (None: every tenant) and `role`, and its text, which exists
+        nowhere else (only its hash is stored)."""
+        with self.writer.datastore.transaction(commit=True) as curs:
+            return self.api_keys.create(curs, tenant, role)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every API key, live or revoked (never their text)."""
+        with self.writer.datastore.transaction() as curs:
+            return self.api_keys.all(curs)
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Refuse the key from its next request on; the key as stored."""
+        with self.writer.datastore.transaction(commit=True) as curs:
+            return self.api_keys.revoke(curs, key_id)
+
+    def record_access(self, key: ApiKey, tenant: str, subject: str, endpoint: str) -> None:
+        """Record that `key` read the subject's personal data through `endpoint` (before it is answered)."""
+        with self.writer.datastore.transaction(commit=True) as curs:
+            self.access_log.record(curs, key, tenant, subject, endpoint)
+
+    def accesses(self, tenant: str, subject: str | None = None) -> list[Access]:
+        """The tenant's (or one subject's) recorded reads of personal data, oldest first."""
+        with self.writer.datastore.transaction() as curs:
+            return self.access_log.read(curs, tenant, subject)
 
     def subject(self, tenant: str, subject: str) -> Subject:
         """The subject aggregate, rebuilt from its stored events."""

@@ -232,3 +232,24 @@ def _load(
             return list(tables.load(curs, page).values())
 
     return {(state.tenant, state.subject): state for state in skipped.together("read", keys, read)}
+
+
+@dataclass(frozen=True)
+class Late:
+    """What a tenant has past or near a deadline: rights requests and unconfirmed purge orders."""
+
+    requests: list[Clock]
+    purge_orders: list[dict[str, object]]
+
+    def as_json(self) -> dict[str, Any]:
+        """The `overdue --json` document."""
+        return {
+            "requests": [plain(asdict(clock)) for clock in self.requests],
+            "purge_orders": plain(self.purge_orders),
+        }
+
+
+def late(ledger: Ledger, tenant: str, now: datetime, warn: timedelta, confirm_days: int) -> Late:
+    """The tenant's rights requests past their deadline or within `warn` of it, and its purge orders
+    sent more than `confirm_days` before `now` and still unconfirmed."""
+    return Late(overdue(ledger, tenant, now, warn), unconfirmed_orders(ledger, tenant, now, confirm_days))

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from ledger import stack
+from app import stack
 from ledger.crypto import MasterKey, master_key
 from ledger.settings import Settings
 from ledger.signing import SigningKey

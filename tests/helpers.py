@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.cli import main  # the console entry point: the ledger's commands and serve, keys, access-log
+from app.cli import main  # the console entry point
 from ledger.store import RecordFact
 
 _ids = itertools.count(1)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from ledger.cli import main
+from app.cli import main
 from tests.helpers import Outcome, cli, collected, consent, event
 
 pytestmark = pytest.mark.services

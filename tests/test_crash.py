@@ -41,7 +41,7 @@ def test_sigkill_mid_stream_then_restart_stores_each_event_once(
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
         for item in published:
             publisher.publish(item)
-    command = [sys.executable, "-m", "ledger.cli", "consume", "--until-idle"]
+    command = [sys.executable, "-m", "app.cli", "consume", "--until-idle"]
     child_env = {**os.environ, **env, "LEDGER_BATCH_SIZE": "100", "LEDGER_LOG_LEVEL": "warning"}
 
     first = subprocess.Popen(command, env=child_env, stdout=subprocess.DEVNULL)
@@ -71,7 +71,7 @@ def test_two_consumer_processes_split_the_stream_and_store_each_event_once(
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
         for n in range(count):
             publisher.publish(event("acme", f"s{n % 97}", "consent.given", consent(), event_id=f"p{n}"))
-    command = [sys.executable, "-m", "ledger.cli", "consume", "--until-idle", "--processes", "2"]
+    command = [sys.executable, "-m", "app.cli", "consume", "--until-idle", "--processes", "2"]
     child_env = {**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"}
     result = subprocess.run(command, env=child_env, capture_output=True, text=True, timeout=180, check=True)
     assert f"stored {count}, duplicates 0" in result.stdout
@@ -96,7 +96,7 @@ def test_projector_killed_while_an_erasure_is_due_erases_on_restart(
     with psycopg.connect(settings.database_url) as blocker:
         blocker.execute("SELECT * FROM ledger_events_keys WHERE subject = 'kim' FOR UPDATE")
         projector = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "project", "--until-idle"],
+            [sys.executable, "-m", "app.cli", "project", "--until-idle"],
             env={**os.environ, **env, "LEDGER_LOG_LEVEL": "warning"},
             stdout=subprocess.DEVNULL,
         )

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
+from app import stack
 from consumers import ingest
 from consumers.publisher import Publisher
-from ledger import stack
 from ledger.crypto import MasterKey
 from ledger.retry import Backoff, GaveUp
 from ledger.settings import Settings

@@ -14,12 +14,12 @@ import schemathesis
 import uvicorn
 from schemathesis.checks import positive_data_acceptance
 
+from app import stack
 from app.bootstrap import Services
 from app.http.api import create_app
 from app.http.auth import RateLimiter
 from app.http.problems import MEDIA_TYPE, Problem
 from consumers import kafka
-from ledger import stack
 from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
 from projections import queries

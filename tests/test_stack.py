@@ -6,7 +6,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger import stack
+from app import stack
 from ledger.errors import ServiceUnavailable
 from ledger.settings import Settings
 

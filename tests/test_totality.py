@@ -149,7 +149,7 @@ def test_no_reason_header_or_log_line_quotes_the_input(env: dict[str, str], sett
         for raw in [*cases.values(), *map(orjson.dumps, conflicting)]:
             publisher.publish_unchecked(b"key", raw)
     run = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "consume", "--until-idle"],
+        [sys.executable, "-m", "app.cli", "consume", "--until-idle"],
         env={**os.environ, **env, "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json"},
         capture_output=True,
         text=True,

@@ -32,9 +32,7 @@ def list_keys(request: Request, *, credentials: Key) -> Json:
     """`keys list --json`."""
     gate(request, credentials, None, ADMIN)
     ledger: Ledger = request.app.state.services.ledger
-    with ledger.writer.datastore.transaction() as curs:
-        keys = ledger.api_keys.all(curs)
-    return Json([plain(asdict(key)) for key in keys])
+    return Json([plain(asdict(key)) for key in ledger.list_api_keys()])
 
 
 @router.post("", status_code=201, summary="a new key, its text shown in this answer only")
@@ -51,8 +49,7 @@ def create_key(
     if body.role not in ROLES:
         raise UsageError(f"unknown role {body.role!r}: use one of {', '.join(ROLES)}")
     ledger: Ledger = request.app.state.services.ledger
-    with ledger.writer.datastore.transaction(commit=True) as curs:
-        key, text = ledger.api_keys.create(curs, body.tenant, body.role)
+    key, text = ledger.create_api_key(body.tenant, body.role)
     return Json(plain(asdict(key)) | {"key": text}, 201)
 
 
@@ -62,8 +59,7 @@ def revoke_key(request: Request, *, key_id: KeyPath, credentials: Key) -> Json:
     gate(request, credentials, None, ADMIN)
     ledger: Ledger = request.app.state.services.ledger
     try:
-        with ledger.writer.datastore.transaction(commit=True) as curs:
-            key = ledger.api_keys.revoke(curs, key_id)
+        key = ledger.revoke_api_key(key_id)
     except UsageError:
         raise not_found(f"key {key_id!r}") from None
     return Json(plain(asdict(key)))

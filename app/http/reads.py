@@ -23,8 +23,8 @@ from projections.export import export
 from projections.history import history
 from projections.policies import adoptions
 from projections.receipts import receipt
-from projections.retention import due_for_purge, open_orders, overdue, unconfirmed_orders
-from projections.timeline import state_at
+from projections.retention import due_for_purge, late
+from projections.timeline import subject_document
 
 tenant_router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["reads"])
 router = APIRouter(prefix="/v1", tags=["reads"])
@@ -54,14 +54,17 @@ def subject_state(
     """Holdings with retention, consent per purpose and channel, shares, requests, holds, violations."""
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
-    orders = None  # open purge orders are what stands now, not what stood then
-    if as_of is None and known_at is None:
-        state = queries.subject_state(services.ledger, tenant, subject)
-        confirm_days = services.settings.purge_confirm_days
-        orders = open_orders(services.ledger, datetime.now(UTC), confirm_days, tenant, subject)
-    else:
-        state = state_at(services.ledger, tenant, subject, as_of or datetime.now(UTC), known_at)
-    return Json(queries.as_json(state, services.rules(), orders))
+    document, _ = subject_document(
+        services.ledger,
+        tenant,
+        subject,
+        rules=services.rules(),
+        confirm_days=services.settings.purge_confirm_days,
+        topic_retention=services.settings.topic_retention,
+        as_of=as_of,
+        known_at=known_at,
+    )
+    return Json(document)
 
 
 @tenant_router.get(
@@ -90,8 +93,7 @@ def _recorded(
     request: Request, key: ApiKey, tenant: TenantPath, subject: SubjectPath, endpoint: str
 ) -> Ledger:
     ledger: Ledger = request.app.state.services.ledger
-    with ledger.writer.datastore.transaction(commit=True) as curs:
-        ledger.access_log.record(curs, key, tenant, subject, endpoint)
+    ledger.record_access(key, tenant, subject, endpoint)
     return ledger
 
 
@@ -159,11 +161,8 @@ def overdue_requests(
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
     now = at or datetime.now(UTC)
-    clocks = overdue(services.ledger, tenant, now, timedelta(days=within))
-    orders = unconfirmed_orders(services.ledger, tenant, now, services.settings.purge_confirm_days)
-    return Json(
-        {"requests": [queries.plain(asdict(c)) for c in clocks], "purge_orders": queries.plain(orders)}
-    )
+    confirm_days = services.settings.purge_confirm_days
+    return Json(late(services.ledger, tenant, now, timedelta(days=within), confirm_days).as_json())
 
 
 @tenant_router.get(
@@ -195,9 +194,7 @@ def access_log(
 ) -> Json:
     """The tenant's access log (or one subject's), oldest first."""
     gate(request, credentials, tenant, AUDITOR)
-    ledger = request.app.state.services.ledger
-    with ledger.writer.datastore.transaction() as curs:
-        entries = ledger.access_log.read(curs, tenant, subject)
+    entries = request.app.state.services.ledger.accesses(tenant, subject)
     return Json([queries.plain(asdict(entry)) for entry in entries])
 
 

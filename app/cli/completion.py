@@ -1,8 +1,25 @@
-"""A bash completion script derived from the command line parser, so it never lists a command or an
+"""`completion bash`: a script derived from the command line parser, so it never lists a command or an
 option that does not exist (a static script: nothing is imported or run on each TAB)."""
 
 import argparse
 import shlex
+
+from app.cli.parser import Command
+from ledger.settings import Settings
+
+
+def register(command: Command) -> None:
+    """completion (listed last: it completes every command registered before or after it)."""
+    shell = command(
+        "completion", _completion, 'print a shell completion script: eval "$(consent-ledger completion bash)"'
+    )
+    shell.add_argument("shell", choices=["bash"])
+    shell.set_defaults(parser=command.root)
+
+
+def _completion(args: argparse.Namespace, settings: Settings) -> int:
+    print(bash_script(args.parser, args.parser.prog), end="")
+    return 0
 
 
 def bash_script(parser: argparse.ArgumentParser, prog: str) -> str:
