@@ -23,9 +23,9 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from psycopg.sql import SQL
 
+from app import stack
 from app.bootstrap import Services
 from app.http.api import create_app
-from ledger import stack
 from ledger.access import ADMIN, AUDITOR, CHECKER
 from ledger.settings import Settings
 from projections import queries

@@ -17,7 +17,7 @@ and add the module to `CONCERNS` below (the order is the order of `consent-ledge
 `command(...)` (app/cli/parser.py) returns an argparse parser with one-line errors; `who=True` adds
 the TENANT SUBJECT positionals, `json=True` the `--json` flag every query takes. Shared argument
 types (`moment`, `days`, `word`, `positive`) are in parser.py, output helpers (`print_json`, `shown`,
-`write_out`) in console.py. Import what only a handler needs (Kafka, the scheduler, uvicorn) inside
+`write_out`) in output.py. Import what only a handler needs (Kafka, the scheduler, uvicorn) inside
 that handler, so a query starts fast (bench/cli.py); raise a `LedgerError` with one line to refuse.
 """
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from app.bootstrap import Services
-from app.cli.console import print_horizon, print_json, read_json, shown, write_out
+from app.cli.output import print_horizon, print_json, read_json, shown, write_out
 from app.cli.parser import Command, Parser
 from ledger.errors import ConfigError, ErasureRefused
 from ledger.settings import Settings

@@ -4,7 +4,7 @@ import argparse
 from dataclasses import asdict
 
 from app.bootstrap import Services
-from app.cli.console import print_json
+from app.cli.output import print_json
 from app.cli.parser import Command
 from ledger.access import ROLES
 from ledger.settings import Settings

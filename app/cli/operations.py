@@ -11,7 +11,7 @@ import orjson
 
 from app import stack
 from app.bootstrap import Services
-from app.cli.console import print_json, read_text, stop_on_signal
+from app.cli.output import print_json, read_text, stop_on_signal
 from app.cli.parser import Command, positive, until_idle
 from ledger.crypto import MasterKey, replace_key_file
 from ledger.errors import UsageError

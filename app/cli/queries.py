@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.bootstrap import Services
-from app.cli.console import print_horizon, print_json, shown, write_out
+from app.cli.output import print_horizon, print_json, shown, write_out
 from app.cli.parser import Command, known_at, moment, word
 from ledger.errors import ServiceUnavailable, UsageError
 from ledger.retention import PURGE_ORDERED

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.bootstrap import Services
-from app.cli.console import print_json, stop_on_signal
+from app.cli.output import print_json, stop_on_signal
 from app.cli.parser import Command, days, moment, until_idle
 from ledger.errors import UsageError
 from ledger.retention import parse_policy, policy_document
