@@ -72,8 +72,9 @@ class Projector:
             if self._position(curs, lock=True) != start:
                 return 0  # another projector applied this page first; read on from its position
             states = tables.load(curs, keys)
+            before = tables.rows(states.values())
             fold(states, changes)
-            tables.save(curs, states.values())
+            tables.save(curs, states.values(), before)
             erased = self._erase_due(curs, states.values())
             curs.execute(
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),

@@ -7,7 +7,7 @@ import dataclasses
 import operator
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -215,35 +215,78 @@ def erasure_candidates(curs: Cursor) -> list[tuple[str, str]]:
     return [(row["tenant"], row["subject"]) for row in curs.fetchall()]
 
 
-def save(curs: Cursor, states: Iterable[SubjectState]) -> None:
-    """Replace the stored rows of these subjects with their current state."""
-    states = list(states)
-    clause, params = _matching([(s.tenant, s.subject) for s in states])
-    for name in table_names():
-        curs.execute(SQL("DELETE FROM {} WHERE {}").format(Identifier(name), clause), params)
-    write(curs, states)
+Row = tuple[Any, ...]
+Rows = dict[str, set[Row]]  # per table name, every row of some subjects, comparable (lists as tuples)
+
+
+def rows(states: Iterable[SubjectState]) -> Rows:
+    """What the tables hold for these subjects, to tell `save` later what changed since."""
+    return {
+        name: {_comparable(row) for row in table_rows} for name, _, _, table_rows in _tables(list(states))
+    }
+
+
+def save(curs: Cursor, states: Iterable[SubjectState], before: Rows) -> None:
+    """Bring the stored rows of these subjects from `before` (what `rows` said as they were loaded) to
+    their current state, deleting and writing only the rows that changed.
+
+    Rewriting every row of a subject on each of its events left a dead row version of each behind
+    until vacuum came by: most of the read model's size on disk (bench/capacity.py).
+    """
+    for name, columns, key, table_rows in _tables(list(states)):
+        current = {_comparable(row): row for row in table_rows}
+        old = before.get(name, set())
+        gone = [row for row in old if row not in current]
+        if gone:
+            typed = [columns[position] for position in key]
+            matching = SQL("({}) IN (SELECT * FROM unnest({}))").format(
+                SQL(", ").join(Identifier(column) for column, _ in typed),
+                SQL(", ").join(SQL("%s::" + sql_type + "[]") for _, sql_type in typed),
+            )
+            curs.execute(
+                SQL("DELETE FROM {} WHERE {}").format(Identifier(name), matching),
+                [[row[position] for row in gone] for position in key],
+            )
+        new = [row for comparable, row in current.items() if comparable not in old]
+        if new:
+            _copy(curs, Identifier(name), columns, new)
 
 
 def write(curs: Cursor, states: Sequence[SubjectState], prefix: str = "") -> None:
     """Add the rows of these subjects, which the tables named `prefix` + name do not hold yet."""
+    for name, columns, _, table_rows in _tables(states):
+        _copy(curs, Identifier(prefix + name), columns, table_rows)
+
+
+def _tables(
+    states: Sequence[SubjectState],
+) -> Iterator[tuple[str, list[tuple[str, str]], list[int], Iterable[Row]]]:
+    """Per table: its name, its columns with their SQL types, the positions of its key columns, and
+    the rows of these subjects."""
     # attrgetter builds each row's tuple in C: per-field getattr in a generator cost more than the COPY.
     subject_row = operator.attrgetter("tenant", "subject", *SUBJECT_COLUMNS)
-    _copy(
-        curs,
-        Identifier(prefix + SUBJECTS_TABLE),
-        [("tenant", "text"), ("subject", "text"), *SUBJECT_COLUMN_TYPES],
-        map(subject_row, states),
-    )
+    subject_columns = [("tenant", "text"), ("subject", "text"), *SUBJECT_COLUMN_TYPES]
+    yield SUBJECTS_TABLE, subject_columns, [0, 1], map(subject_row, states)
     for part in PARTS:
         columns = [(name, sql_type) for name, sql_type, _ in part.columns()]
         item_row = operator.attrgetter(*(name for name, _ in columns))
-        rows = (
-            (state.tenant, state.subject, *item_row(item))
-            for state in states
-            for item in getattr(state, part.attribute).values()
-        )
         keyed = [("tenant", "text"), ("subject", "text"), *columns]
-        _copy(curs, Identifier(prefix + part.table), keyed, rows)
+        key = [0, 1, *(2 + [name for name, _ in columns].index(name) for name in part.key)]
+        yield (
+            part.table,
+            keyed,
+            key,
+            (
+                (state.tenant, state.subject, *item_row(item))
+                for state in states
+                for item in getattr(state, part.attribute).values()
+            ),
+        )
+
+
+def _comparable(row: Row) -> Row:
+    """The row with its lists as tuples: hashable, and no longer shared with the state it came from."""
+    return tuple(tuple(value) if isinstance(value, list) else value for value in row)
 
 
 def _copy(

@@ -19,7 +19,7 @@ from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.schema import migrate
 from projections.timeline import state_at
-from tests.helpers import T0, cli, consent, fact
+from tests.helpers import T0, cli, collected, consent, fact
 
 pytestmark = pytest.mark.services
 
@@ -195,3 +195,38 @@ def test_lag_counts_only_what_the_projection_applies(ledger: Ledger) -> None:
     assert queries.progress(ledger).lag == 0
     ledger.append([fact("acme", "ann", "e2", minutes=1)])
     assert queries.progress(ledger).lag == 1
+
+
+def test_a_page_rewrites_only_the_rows_its_events_change(ledger: Ledger) -> None:
+    """A new consent rewrites that consent's row and the subject's, not the subject's other rows."""
+    ledger.append(
+        [
+            fact("acme", "ann", "e1", "data.collected", data=collected()),
+            fact("acme", "ann", "e2", minutes=1),
+            fact("acme", "ann", "e3", minutes=2, data=consent(channel="email")),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    before = _row_versions(ledger)
+    ledger.append([fact("acme", "ann", "e4", "consent.withdrawn", minutes=3)])
+    Projector(ledger, page=100).run(until_idle=True)
+    after = _row_versions(ledger)
+    rewritten = {row for row in before if before[row] != after.get(row)}
+    assert rewritten == {("proj_consents", "marketing/sms"), ("proj_subjects", "ann")}
+    assert queries.may_contact(ledger, "acme", "ann", "marketing", "sms").allowed is False
+
+
+def _row_versions(ledger: Ledger) -> dict[tuple[str, str], str]:
+    """The transaction that wrote each of the subject's holding, consent, interval and subject rows."""
+    statements = {
+        "proj_subjects": "SELECT subject AS k, xmin::text AS v FROM proj_subjects",
+        "proj_consents": "SELECT purpose || '/' || channel AS k, xmin::text AS v FROM proj_consents",
+        "proj_holdings": "SELECT category || '/' || system AS k, xmin::text AS v FROM proj_holdings",
+        "proj_intervals": "SELECT opened_by AS k, xmin::text AS v FROM proj_intervals",
+    }
+    with ledger.writer.datastore.transaction() as curs:
+        versions = {}
+        for table, statement in statements.items():
+            curs.execute(statement)
+            versions.update({(table, row["k"]): row["v"] for row in curs.fetchall()})
+    return versions
