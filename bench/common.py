@@ -28,6 +28,13 @@ def services() -> tuple[Settings, stack.Endpoints]:
     return settings, stack.up(settings)
 
 
+class Message:
+    """A consumed message as the consumer's `triage` reads it, without a broker."""
+
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = "bench", 0, offset, None, value
+
+
 @contextmanager
 def fresh_database(url: str) -> Iterator[str]:
     """A new database on the same server with every table of the ledger, empty; dropped afterwards."""

@@ -19,7 +19,7 @@ import time
 import orjson
 from psycopg.sql import SQL
 
-from bench.common import fresh_database, run, services
+from bench.common import Message, fresh_database, run, services
 from consumers.contract import Contract
 from consumers.ingest import triage
 from consumers.workload import generate
@@ -28,11 +28,6 @@ from ledger.store import Ledger
 from projections.changes import TOPICS
 from projections.projector import Projector
 from projections.rebuild import rebuild
-
-
-class _Message:
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.topic, self.partition, self.offset, self.key, self.value = "bench", 0, offset, None, value
 
 
 def main() -> None:
@@ -91,7 +86,7 @@ def _load(ledger: Ledger, count: int) -> int:
     events = generate(tenants=4, subjects=count)
     loaded = 0
     while batch := list(itertools.islice(events, min(5000, count - loaded))):
-        messages = [_Message(loaded + n, orjson.dumps(item)) for n, item in enumerate(batch)]
+        messages = [Message(loaded + n, orjson.dumps(item)) for n, item in enumerate(batch)]
         ledger.append(triage(messages, contract).facts)
         loaded += len(batch)
     return loaded
