@@ -6,14 +6,19 @@ did not acknowledge for any other reason makes `flush` raise, so the batch's off
 and the message comes round again.
 """
 
+import re
 from dataclasses import dataclass
+from functools import cache
 
+import orjson
 import structlog
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.future import Future
 
+import schemas
 from consumers.kafka import Record
+from ledger.deadletters import Refusal
 
 log = structlog.get_logger()
 
@@ -89,3 +94,31 @@ class DeadLetters:
 def _too_large(letter: _Letter) -> bool:
     """Whether the letter was refused for its size, and can still be sent cut."""
     return not letter.cut and isinstance(letter.sent.exception, TOO_LARGE)
+
+
+def refusal(record: Record, reason: str, max_bytes: int) -> Refusal:
+    """A refused record as the ledger keeps it, with its tenant when the envelope names a valid one
+    (a message larger than the contract takes is not parsed for it)."""
+    return Refusal(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        _tenant(record.value) if record.value and len(record.value) <= max_bytes else None,
+        reason,
+    )
+
+
+def _tenant(value: bytes) -> str | None:
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    tenant = document.get("tenant") if isinstance(document, dict) else None
+    return tenant if isinstance(tenant, str) and _tenant_pattern().fullmatch(tenant) else None
+
+
+@cache
+def _tenant_pattern() -> re.Pattern[str]:
+    return re.compile(schemas.load(schemas.ENVELOPE)["properties"]["tenant"]["pattern"])

@@ -1,8 +1,9 @@
 """Ingest: Kafka -> validate -> event store, committing offsets only after PostgreSQL has committed.
 
 A crash anywhere re-delivers at most the uncommitted batch; appends are idempotent by event id, so
-nothing is lost and nothing is stored twice. A refused message goes to the dead-letter topic, which
-is flushed before the offsets are committed.
+nothing is lost and nothing is stored twice. A refused message is recorded in PostgreSQL
+(ledger/deadletters.py) in the batch's own transaction, and goes to the dead-letter topic, which is
+flushed before the offsets are committed.
 """
 
 import contextlib
@@ -10,17 +11,18 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
 from consumers import kafka
 from consumers.contract import CloudEvent, Contract, Rejected, internal
-from consumers.deadletter import DeadLetters
+from consumers.deadletter import DeadLetters, refusal
 from consumers.kafka import Record
 from ledger.errors import ConfigError
 from ledger.retry import Backoff, GaveUp, Retry, Stopped, transient
 from ledger.settings import Settings
-from ledger.store import Ledger, RecordFact
+from ledger.store import Cursor, Ledger, RecordFact
 
 log = structlog.get_logger()
 
@@ -142,13 +144,15 @@ class Ingestor:
     def _store(self, batch: Triage) -> tuple[int, int]:
         """Append the accepted facts in one transaction; return (stored, duplicates).
 
-        Facts that reuse an id for different content are moved to `batch.refused`. Should the append
-        fail for anything but an outage (which the caller waits out) or the configuration, one fact
-        must be at fault: the facts are appended one at a time instead, and the ones that fail are
-        refused too.
+        Facts that reuse an id for different content are moved to `batch.refused`; every refusal is
+        recorded as a dead letter in the transaction that stores the facts. Should the append fail for
+        anything but an outage (which the caller waits out) or the configuration, one fact must be at
+        fault: the facts are appended one at a time instead, the ones that fail are refused too, and
+        the refusals are recorded in a transaction of their own.
         """
+        refused = list(batch.refused)
         try:
-            return self._append(batch.accepted, batch)
+            return self._append(batch.accepted, batch, refused)
         except Exception as error:
             if _not_the_message(error):
                 raise
@@ -156,17 +160,36 @@ class Ingestor:
         stored = duplicates = 0
         for accepted in batch.accepted:
             try:
-                one_stored, one_duplicate = self._append([accepted], batch)
+                one_stored, one_duplicate = self._append([accepted], batch, [])
             except Exception as error:
                 if _not_the_message(error):
                     raise
-                batch.refused.append((accepted[0], internal(error)))
+                refused.append((accepted[0], internal(error)))
+                batch.refused.append(refused[-1])
             else:
                 stored, duplicates = stored + one_stored, duplicates + one_duplicate
+        if refused:
+            self._append([], batch, refused)
         return stored, duplicates
 
-    def _append(self, accepted: Sequence[tuple[Record, RecordFact]], batch: Triage) -> tuple[int, int]:
-        result = self.ledger.append([fact for _, fact in accepted])
+    def _append(
+        self,
+        accepted: Sequence[tuple[Record, RecordFact]],
+        batch: Triage,
+        refused: Sequence[tuple[Record, str]],
+    ) -> tuple[int, int]:
+        """Store `accepted` and record `refused` and the conflicts found, in one transaction."""
+
+        def letters(curs: Cursor, conflicts: tuple[int, ...]) -> None:
+            every = [*refused, *((accepted[index][0], CONFLICT) for index in conflicts)]
+            self.ledger.deadletters.record(
+                curs,
+                [refusal(record, reason, self.contract.max_message_bytes) for record, reason in every],
+                datetime.now(UTC),
+                keep=self.contract.max_message_bytes,
+            )
+
+        result = self.ledger.append([fact for _, fact in accepted], then=letters)
         batch.refused.extend((accepted[index][0], CONFLICT) for index in result.conflicts)
         return result.stored, result.duplicates
 

@@ -40,6 +40,7 @@ class Sweep:
     sent: list[PurgeOrder] = field(default_factory=list)
     confirmed: list[tuple[str, str]] = field(default_factory=list)
     shredded: list[tuple[str, str]] = field(default_factory=list)
+    deadletters_purged: int = 0  # dead letters past LEDGER_DEADLETTER_RETENTION_DAYS, deleted
     skipped: Skipped = field(
         default_factory=Skipped
     )  # subjects that failed: logged, counted, left for next time
@@ -80,11 +81,16 @@ class Sweeper:
         orders = orders_for(expired(self.ledger, rules, now, skipped=done.skipped), ordered_already)
         done.ordered = self._order(orders, now, done.skipped)
         done.sent = self._send(now)
+        with self.ledger.writer.datastore.transaction(commit=True) as curs:
+            done.deadletters_purged = self.ledger.deadletters.purge(
+                curs, now, self.settings.deadletter_retention_days
+            )
         log.info(
             "sweep.done",
             ordered=len(done.ordered),
             sent=len(done.sent),
             confirmed=len(done.confirmed),
+            deadletters_purged=done.deadletters_purged,
             failed=len(done.skipped.subjects),
         )
         return done

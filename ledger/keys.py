@@ -133,6 +133,16 @@ class KeyStore:
         epochs = self._epoch_keys(curs)
         return {row["key_id"]: self._unwrap(row, epochs) for row in rows}
 
+    def subjects(self, curs: Cursor, tenant: str) -> list[str]:
+        """The subjects of `tenant` that have a live key."""
+        curs.execute(
+            SQL("SELECT DISTINCT subject FROM {} WHERE tenant = %s AND destroyed_at IS NULL").format(
+                self.table
+            ),
+            (tenant,),
+        )
+        return sorted(row["subject"] for row in curs.fetchall())
+
     def destroy(self, curs: Cursor, tenant: str, subject: str) -> list[UUID]:
         """Shred the subject's active key, overwritten and then deleted; return the ids destroyed.
 

@@ -74,6 +74,8 @@ class Settings:
     purge_topic: str
     sweep_cron: str
     purge_confirm_days: int
+    deadletter_retention_days: int
+    purge_deadletter_topic: str
     recipients_awaited: bool
     recipients_awaited_except: frozenset[str]
     topic_retention: timedelta
@@ -127,6 +129,8 @@ class Settings:
             purge_topic=reader.text("PURGE_TOPIC", "ledger.purge-orders"),
             sweep_cron=reader.text("SWEEP_CRON", "0 * * * *"),
             purge_confirm_days=reader.integer("PURGE_CONFIRM_DAYS", 7, low=1, high=3650),
+            deadletter_retention_days=reader.integer("DEADLETTER_RETENTION_DAYS", 30, low=1, high=3650),
+            purge_deadletter_topic=reader.text("PURGE_DEADLETTER_TOPIC", "ledger.purge-orders.deadletter"),
             recipients_awaited=reader.choice("RECIPIENTS_AWAITED", "all", ("all", "none")) == "all",
             recipients_awaited_except=frozenset(reader.items("RECIPIENTS_AWAITED_EXCEPT")),
             topic_retention=timedelta(days=reader.integer("TOPIC_RETENTION", 7, low=1, high=3650)),

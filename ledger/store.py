@@ -29,6 +29,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.access import Access, AccessLog, ApiKey, ApiKeys, Sessions
 from ledger.chain import GENESIS, record_hash
 from ledger.crypto import MasterKey, seal
+from ledger.deadletters import DeadLetterBook
 from ledger.declaration import Declarations, declaration_id
 from ledger.errors import ConfigError, ErasureRefused, UnknownSubject
 from ledger.keys import DataKey, Epoch, KeyStore
@@ -40,6 +41,7 @@ from ledger.transcoder import OrjsonTranscoder
 
 log = structlog.get_logger()
 _Recorded = TypeVar("_Recorded", RetentionPolicy.Adopted, Declarations.Declared)
+Cursor = psycopg.Cursor[DictRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +280,17 @@ class Ledger(Application[UUID]):
         self.sessions = Sessions(
             self.writer.datastore.schema, f"{self.writer.events_table_name}_sessions", self.api_keys
         )
+        self.deadletters = self._deadletter_book()
+
+    def _deadletter_book(self) -> DeadLetterBook:
+        """The dead letters, their bytes sealed under keys of the current key store."""
+        return DeadLetterBook(
+            self.writer.datastore.schema, f"{self.writer.events_table_name}_deadletters", self.keys
+        )
 
     def create_tables(self) -> None:
         """Create the event table, its receipts, the data keys, the purge orders, the API keys, the
-        console sessions and the access log where missing.
+        console sessions, the access log and the dead letters where missing.
 
         Never done on construction: a query must work for a role that may only SELECT
         (projections/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
@@ -295,6 +304,8 @@ class Ledger(Application[UUID]):
             curs.execute(self.api_keys.create_statement())
             curs.execute(self.sessions.create_statement())
             for statement in self.access_log.create_statements():
+                curs.execute(statement)
+            for statement in self.deadletters.create_statements():
                 curs.execute(statement)
             for statement in [] if self.keys is None else self.keys.create_statements():
                 curs.execute(statement)
@@ -343,10 +354,18 @@ class Ledger(Application[UUID]):
         assert isinstance(self.recorder, LedgerRecorder)
         return self.recorder
 
-    def append(self, facts: Sequence[RecordFact]) -> AppendResult:
+    def append(
+        self,
+        facts: Sequence[RecordFact],
+        then: Callable[[Cursor, tuple[int, ...]], None] | None = None,
+    ) -> AppendResult:
         """Store every fact not stored before, in one transaction; return what was new, what was
-        stored before, and which facts reuse an id for different content (neither stored nor dropped)."""
-        if not facts:
+        stored before, and which facts reuse an id for different content (neither stored nor dropped).
+
+        `then(cursor, conflicts)` runs last in that transaction, so what it records (the batch's dead
+        letters) commits together with the facts or not at all.
+        """
+        if not facts and then is None:
             return AppendResult(0, 0)
         prints = [fingerprint(f) for f in facts]
         first: dict[tuple[str, str], int] = {}
@@ -355,13 +374,11 @@ class Ledger(Application[UUID]):
         batch = [facts[index] for index in first.values()]
         ids = {key: subject_id(*key) for key in {(f.tenant, f.subject) for f in batch}}
         with self.writer.writing() as curs:
-            new = self.writer.claim(
-                curs,
-                [
-                    (f.tenant, f.event_id, ids[(f.tenant, f.subject)], prints[i])
-                    for i, f in zip(first.values(), batch, strict=True)
-                ],
-            )
+            receipts = [
+                (f.tenant, f.event_id, ids[(f.tenant, f.subject)], prints[i])
+                for i, f in zip(first.values(), batch, strict=True)
+            ]
+            new = self.writer.claim(curs, receipts) if receipts else set()
             fresh = [f for f in batch if (f.tenant, f.event_id) in new]
             if fresh:
                 heads = self.writer.heads(curs, list({ids[(f.tenant, f.subject)] for f in fresh}))
@@ -369,15 +386,17 @@ class Ledger(Application[UUID]):
                 self.writer.store(curs, self._encode(fresh, ids, heads, keys))
             seen = [key for key in first if key not in new]
             stored_prints = self.writer.fingerprints(curs, seen) if seen else {}
-        # What each fact must match to be a duplicate: the stored receipt, else the batch's first.
-        reference = {
-            key: stored_prints[key] if key in stored_prints else prints[i] for key, i in first.items()
-        }
-        conflicts = tuple(
-            index
-            for index, f in enumerate(facts)
-            if (known := reference[(f.tenant, f.event_id)]) is not None and known != prints[index]
-        )
+            # What each fact must match to be a duplicate: the stored receipt, else the batch's first.
+            reference = {
+                key: stored_prints[key] if key in stored_prints else prints[i] for key, i in first.items()
+            }
+            conflicts = tuple(
+                index
+                for index, f in enumerate(facts)
+                if (known := reference[(f.tenant, f.event_id)]) is not None and known != prints[index]
+            )
+            if then is not None:
+                then(curs, conflicts)
         return AppendResult(len(fresh), len(facts) - len(fresh) - len(conflicts), conflicts)
 
     def _data_keys(
@@ -620,6 +639,7 @@ class Ledger(Application[UUID]):
         if new is not None:
             self.master_key = new
             self.keys = KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", new)
+            self.deadletters = self._deadletter_book()
         log.info("keys.rotated", epoch=epoch, keys=count, retired=retired, kek=self.keys.master.key_id)
         return Rotation(epoch, count, retired)
 
