@@ -43,6 +43,7 @@ def topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         settings.events_topic: (settings.topic_partitions, expiring),
         settings.deadletter_topic: (1, expiring),
         settings.purge_topic: (1, expiring),
+        settings.purge_deadletter_topic: (1, expiring),
         settings.checkpoint_topic: (1, forever),
     }
 
@@ -113,8 +114,10 @@ def _millis(span: timedelta) -> int:
     return int(span.total_seconds() * 1000)
 
 
-def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> KafkaConsumer:
-    """A group consumer of the events topic that never commits on its own."""
+def open_consumer(
+    bootstrap: str, settings: Settings, topic: str | None = None, **overrides: Any
+) -> KafkaConsumer:
+    """A group consumer of `topic` (default: the events topic) that never commits on its own."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "group_id": settings.consumer_group,
@@ -134,7 +137,7 @@ def open_consumer(bootstrap: str, settings: Settings, **overrides: Any) -> Kafka
         consumer = KafkaConsumer(**config)
     except KafkaError as error:
         raise _unreachable(bootstrap, error) from None
-    consumer.subscribe([settings.events_topic])
+    consumer.subscribe([topic or settings.events_topic])
     return consumer
 
 

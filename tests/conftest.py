@@ -53,6 +53,7 @@ def fresh_database(services: stack.Endpoints) -> Iterator[dict[str, str]]:
         "LEDGER_EVENTS_TOPIC": f"events-{tag}",
         "LEDGER_DEADLETTER_TOPIC": f"deadletter-{tag}",
         "LEDGER_PURGE_TOPIC": f"purges-{tag}",
+        "LEDGER_PURGE_DEADLETTER_TOPIC": f"purge-deadletter-{tag}",
         "LEDGER_CONSUMER_GROUP": f"group-{tag}",
         "LEDGER_BATCH_SIZE": "500",
         "LEDGER_PROJECTION_PAGE": "300",

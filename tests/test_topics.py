@@ -23,7 +23,7 @@ def test_the_checkpoint_topic_keeps_tree_heads_for_ever() -> None:
     planned = topics(settings)
     assert planned[settings.checkpoint_topic][1]["retention.ms"] == "-1"
     others = [configs for name, (_, configs) in planned.items() if name != settings.checkpoint_topic]
-    assert len(others) == 3 and all(configs == topic_configs(settings) for configs in others)
+    assert len(others) == 4 and all(configs == topic_configs(settings) for configs in others)
 
 
 def test_the_horizon_names_when_each_kind_of_copy_becomes_unreadable() -> None:
