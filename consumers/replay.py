@@ -8,6 +8,7 @@ stored as which events, is recorded in the transaction that stores them.
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -43,6 +44,15 @@ class Replayed:
     def tried(self) -> int:
         """How many letters were tried."""
         return len(self.stored) + len(self.refused)
+
+    def as_json(self) -> dict[str, Any]:
+        """The replay as the CLI's `--json` and the HTTP API give it."""
+        return {
+            "replay": self.replay,
+            "tried": self.tried,
+            "stored": [{"id": letter, "event_id": event_id} for letter, event_id in self.stored],
+            "refused": [{"id": letter, "reason": reason} for letter, reason in self.refused],
+        }
 
 
 def replay(ledger: Ledger, contract: Contract, selection: Selection, now: datetime) -> Replayed:

@@ -52,6 +52,7 @@ _CLASSES = (
 )
 REASON_CLASSES = ("vocabulary", "schema", *dict.fromkeys(c for _, c in _CLASSES), "other")
 OPEN, REPLAYED, DROPPED = "open", "replayed", "dropped"
+STATUSES = (OPEN, REPLAYED, DROPPED)
 
 
 class UnknownDeadLetter(UnknownEvent):
@@ -284,6 +285,12 @@ class DeadLetterBook:
         row = curs.fetchone()
         assert row is not None
         return int(row["replay_id"])
+
+    def replays_run(self, curs: Cursor) -> int:
+        """How many replays were run."""
+        curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self.replays))
+        row = curs.fetchone()
+        return int(row["n"]) if row else 0
 
     def mark_replayed(self, curs: Cursor, replay_id: int, stored: Sequence[tuple[int, str]]) -> None:
         """Record that replay `replay_id` stored these letters, as these event ids."""

@@ -82,6 +82,17 @@ def fact(
 
 
 @dataclass(frozen=True)
+class Message:
+    """A consumed Kafka record as the consumer sees it (`consumers.kafka.Record`), built by hand."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one command did: its exit code and what it printed."""
 

@@ -2,7 +2,6 @@
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -26,7 +25,7 @@ from ledger.store import Ledger
 from projections.schema import migrate
 from tests.canary import CANARY
 from tests.conftest import TEST_HOME, _free_port
-from tests.helpers import collected, consent, event
+from tests.helpers import Message, collected, consent, event
 
 NEW_CATEGORY = "voice_biometrics"
 
@@ -99,15 +98,6 @@ def test_refused_messages_are_recorded_with_the_batch(settings: Settings, ledger
     }
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
 @pytest.mark.services
 def test_a_batch_delivered_again_records_its_dead_letters_once(settings: Settings, ledger: Ledger) -> None:
     """After a crash between the store's commit and the offsets' commit the batch comes again: its
@@ -116,11 +106,11 @@ def test_a_batch_delivered_again_records_its_dead_letters_once(settings: Setting
     producer = open_producer(settings.kafka_bootstrap, settings)
     try:
         ingestor = Ingestor(ledger, Contract(settings.max_message_bytes), DeadLetters(producer, "dl"))
-        batch = [_Record("events", 0, 7, b"acme/x", b"not json"), _Record("events", 0, 8, None, b"[]")]
+        batch = [Message("events", 0, 7, b"acme/x", b"not json"), Message("events", 0, 8, None, b"[]")]
         ingestor.handle(batch)
         ingestor.handle(batch)
         assert len(_letters(ledger)) == 2
-        ingestor.handle([_Record("events", 0, 7, b"acme/x", b"other bytes")])
+        ingestor.handle([Message("events", 0, 7, b"acme/x", b"other bytes")])
     finally:
         producer.close()
     assert [letter.offset for letter in _letters(ledger)] == [7, 8, 7]
@@ -224,8 +214,8 @@ def test_retention_deletes_old_letters_and_destroys_their_days_key(
     """Letters older than the retention period are deleted, and the key of their day is destroyed,
     so a copy of their row (a backup) no longer opens; today's letters stay readable."""
     now = datetime.now(UTC)
-    old = refusal(_Record("events", 0, 1, None, b"old"), "not valid JSON: old", 1024)
-    new = refusal(_Record("events", 0, 2, None, b"new"), "not valid JSON: new", 1024)
+    old = refusal(Message("events", 0, 1, None, b"old"), "not valid JSON: old", 1024)
+    new = refusal(Message("events", 0, 2, None, b"new"), "not valid JSON: new", 1024)
     with ledger.writer.datastore.transaction(commit=True) as curs:
         ledger.deadletters.record(curs, [old], now - timedelta(days=31), keep=1024)
         ledger.deadletters.record(curs, [new], now, keep=1024)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.bootstrap import Services
 from app.console.site import create_app as create_console
-from app.http import checks, compliance, events, health, keys, pool, problems, reads
+from app.http import checks, compliance, deadletters, events, health, keys, pool, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -70,6 +70,7 @@ def create_app(services: Services) -> FastAPI:
         reads.router,
         compliance.router,
         keys.router,
+        deadletters.router,
     )
     for router in routers:
         app.include_router(router, responses=PROBLEMS)

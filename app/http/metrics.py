@@ -1,5 +1,6 @@
 """Prometheus metrics of one server process: requests, check decisions and latency, and, read from
-PostgreSQL when scraped, the log's size, the projection's lag and the purge orders open and overdue."""
+PostgreSQL when scraped, the log's size, the projection's lag, the purge orders open, confirmed and
+overdue, and the dead letters by reason class and status, and replays."""
 
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from psycopg.sql import SQL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bootstrap import Services
-from projections import queries
+from projections import deadletters, queries
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -60,6 +61,7 @@ class LedgerState(Collector):
             curs.execute(
                 SQL(
                     "SELECT count(*) FILTER (WHERE confirmed_at IS NULL) AS open, "
+                    "count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS confirmed, "
                     "count(*) FILTER (WHERE confirmed_at IS NULL AND sent_at < %s) AS overdue FROM {}"
                 ).format(ledger.orders.table),
                 (cutoff,),
@@ -76,6 +78,20 @@ class LedgerState(Collector):
             "purge orders unconfirmed past LEDGER_PURGE_CONFIRM_DAYS",
             orders["overdue"] if orders else 0,
         )
+        yield _gauge(
+            "ledger_purge_orders_confirmed",
+            "purge orders confirmed (deletion.completed stored)",
+            orders["confirmed"] if orders else 0,
+        )
+        letters, replays = deadletters.figures(ledger)
+        family = GaugeMetricFamily(
+            "ledger_deadletters", "dead letters kept, by reason class and status", labels=["reason", "status"]
+        )
+        for reason, statuses in letters.items():
+            for status, count in statuses.items():
+                family.add_metric([reason, status], count)
+        yield family
+        yield _gauge("ledger_deadletter_replays", "dead-letter replays run", replays)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
