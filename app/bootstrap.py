@@ -129,7 +129,7 @@ class Services:
         """The wire contract every event is validated against."""
         from consumers.contract import Contract
 
-        return Contract(self.settings.max_message_bytes, self.settings.extra_channels)
+        return Contract(self.settings.max_message_bytes, self.settings.extra_channels, self.settings.keywords)
 
     @cached_property
     def producer(self) -> "KafkaProducer":

@@ -16,6 +16,7 @@ import orjson
 import schemas
 from consumers import bounds
 from ledger import times
+from ledger.keywords import KeywordTable
 
 SCHEMA_URN = "urn:consent-ledger:schema:{type}:v{version}"
 PATH_SHOWN = 8  # a reason is one line: deeper paths are cut
@@ -54,10 +55,14 @@ class Contract:
     """Validators for the envelope and every released version of every event type."""
 
     def __init__(
-        self, max_message_bytes: int, extra_channels: frozenset[tuple[str, str]] = frozenset()
+        self,
+        max_message_bytes: int,
+        extra_channels: frozenset[tuple[str, str]] = frozenset(),
+        keywords: KeywordTable | None = None,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.extra_channels = extra_channels  # (tenant or "*", channel): LEDGER_EXTRA_CHANNELS
+        self.keywords = keywords or KeywordTable()
         registry = jsonschema_rs.Registry(
             [(schemas.load(schemas.VOCABULARY)["$id"], schemas.load(schemas.VOCABULARY))]
         )
@@ -131,6 +136,11 @@ class Contract:
             self.validators[(event_type, version)], checked, f"{event_type} v{version}: data", data
         )
         personal_fields = self.personal_fields[(event_type, version)]
+        plain = {key: value for key, value in data.items() if key not in personal_fields}
+        if event_type == "keyword.received":
+            # A tenant's own keyword is stored with the meaning it has now (ledger/keywords.py).
+            effect = self.keywords.effect(document["tenant"], data["keyword"])
+            plain |= {} if effect is None else {"effect": effect}
         return CloudEvent(
             id=document["id"],
             tenant=document["tenant"],
@@ -138,7 +148,7 @@ class Contract:
             type=event_type,
             source=document["source"],
             time=parse_time(document["time"]),
-            data={key: value for key, value in data.items() if key not in personal_fields},
+            data=plain,
             personal={key: value for key, value in data.items() if key in personal_fields},
             schema_version=version,
         )

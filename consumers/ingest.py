@@ -265,7 +265,7 @@ def _session(
     producer = kafka.open_producer(bootstrap, settings)
     ingestor = Ingestor(
         ledger,
-        Contract(settings.max_message_bytes, settings.extra_channels),
+        Contract(settings.max_message_bytes, settings.extra_channels, settings.keywords),
         DeadLetters(producer, settings.deadletter_topic),
         totals,
     )

@@ -2,7 +2,9 @@
 
 Tenants run messaging platforms; each subject gets collected data, consents on several channels,
 messages sent (some after the subject opted out, some before an opt-out that reached the ledger
-late), some withdrawals and STOP opt-outs, shares with sub-processors, deletion requests and holds.
+late), some withdrawals and STOP opt-outs, shares with sub-processors, deletion requests and holds;
+about one in ten exercises a right or texts a keyword afterwards (drawn from a generator of its own,
+so the rest of the workload is the same as before rights were added).
 """
 
 import random
@@ -37,6 +39,10 @@ def generate(tenants: int, subjects: int, seed: int = 7) -> Iterator[dict[str, A
                 moment += timedelta(minutes=rng.randrange(1, 60 * 24 * 3))
                 at = moment if len(step) == 2 else previous - step[2]
                 yield event(tenant, f"contact-{s + 1:06d}", step[0], at, step[1], rng=rng)
+            later = random.Random(f"{seed}/{tenant}/{s}")
+            for event_type, data in _afterwards(later):
+                moment += timedelta(minutes=later.randrange(1, 60 * 24 * 12))
+                yield event(tenant, f"contact-{s + 1:06d}", event_type, moment, data, rng=later)
 
 
 def event(
@@ -165,6 +171,89 @@ def _endings(rng: random.Random) -> Iterator[Step]:
         hold = f"hold-{rng.randrange(10**6)}"
         yield "legalhold.placed", {"hold_id": hold, "reason": "audit", "categories": ["billing"]}
         yield "legalhold.released", {"hold_id": hold}
+
+
+RIGHTS = (  # (right, share of subjects asking), from published DSAR mixes: access dominates
+    ("access", 0.03),
+    ("objection", 0.015),
+    ("erasure", 0.012),
+    ("rectification", 0.01),
+    ("portability", 0.008),
+    ("restriction", 0.008),
+)
+
+
+def _afterwards(rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rights requests, SMS keywords and age signals: what a minority of subjects does later."""
+    roll = rng.random()
+    for right, share in RIGHTS:
+        if roll < share:
+            yield from _request(rng, right)
+            break
+        roll -= share
+    roll = rng.random()
+    if roll < 0.03:
+        yield (
+            "keyword.received",
+            {"channel": "sms", "keyword": rng.choice(("STOP", "stop", "Quit", "REVOKE"))},
+        )
+        yield "keyword.received", {"channel": "sms", "keyword": rng.choice(("START", "UNSTOP", "start"))}
+    elif roll < 0.05:
+        yield "keyword.received", {"channel": "sms", "keyword": "HELP"}
+    if rng.random() < 0.004:
+        yield "age.signalled", {"age_band": rng.choice(("under_13", "13_to_15")), "method": "self_declared"}
+
+
+def _request(rng: random.Random, right: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One rights request through verification, sometimes an extension, and (mostly) an answer."""
+    request = f"dsr-{rng.randrange(10**8)}"
+    asked: dict[str, Any] = {
+        "request_id": request,
+        "right": right,
+        "channel": rng.choice(("web_form", "email", "in_app")),
+    }
+    if right == "objection":
+        asked["purposes"] = ["marketing"]
+    yield "rights.requested", asked
+    if rng.random() < 0.1:
+        yield "rights.refused", {"request_id": request, "exemption": "identity_not_verified"}
+        return
+    yield "rights.verified", {"request_id": request, "method": rng.choice(("account_login", "email_link"))}
+    if rng.random() < 0.15:
+        yield (
+            "rights.extended",
+            {"request_id": request, "reason": rng.choice(("complexity", "number_of_requests"))},
+        )
+    roll = rng.random()
+    if roll < 0.08:
+        return  # still open: the demo's `overdue` has something to show
+    if roll < 0.15:
+        yield (
+            "rights.refused",
+            {"request_id": request, "exemption": rng.choice(("legal_obligation", "excessive"))},
+        )
+    elif right == "erasure":
+        yield "deletion.completed", {"system": "crm", "request_id": request}
+    else:
+        yield "rights.fulfilled", _fulfilment(rng, request, right)
+        if right == "restriction" and rng.random() < 0.6:
+            yield "rights.lifted", {"request_id": request, "reason": "accuracy_verified"}
+
+
+OUTCOMES = {
+    "access": "copy_provided",
+    "portability": "export_provided",
+    "rectification": "rectified",
+    "restriction": "restricted",
+    "objection": "objection_upheld",
+}
+
+
+def _fulfilment(rng: random.Random, request: str, right: str) -> dict[str, Any]:
+    answer = {"request_id": request, "right": right, "outcome": OUTCOMES[right]}
+    if right in ("access", "portability"):
+        answer["export_sha256"] = f"{rng.getrandbits(256):064x}"
+    return answer
 
 
 def bad_messages() -> list[bytes]:

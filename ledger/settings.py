@@ -13,6 +13,7 @@ import psycopg
 from psycopg import conninfo
 
 from ledger.errors import ConfigError
+from ledger.keywords import KeywordTable
 from ledger.state import CHANNELS
 
 PREFIX = "LEDGER_"
@@ -88,6 +89,9 @@ class Settings:
     http_rate_limit: int
     http_ready_lag: int
     http_pool_size: int
+    keywords: KeywordTable
+    child_data_tenants: frozenset[str]
+    child_erasure_hours: int
     extra_channels: frozenset[tuple[str, str]] = frozenset()  # (tenant or "*", channel)
 
     @classmethod
@@ -143,8 +147,17 @@ class Settings:
             http_rate_limit=reader.integer("HTTP_RATE_LIMIT", 10_000, low=1, high=10**7),
             http_ready_lag=reader.integer("HTTP_READY_LAG", 10_000, low=0, high=10**9),
             http_pool_size=reader.integer("HTTP_POOL_SIZE", 4, low=1, high=100),
+            keywords=KeywordTable.parse(
+                reader.items("OPTOUT_KEYWORDS"), reader.items("RESUBSCRIBE_KEYWORDS")
+            ),
+            child_data_tenants=frozenset(reader.items("CHILD_DATA_TENANTS")),
+            child_erasure_hours=reader.integer("CHILD_ERASURE_HOURS", 72, low=1, high=24 * 365),
             extra_channels=_extra_channels(reader),
         )
+
+    def forbids_child_data(self, tenant: str) -> bool:
+        """Whether the tenant's policy forbids holding a child's data (all but LEDGER_CHILD_DATA_TENANTS)."""
+        return tenant not in self.child_data_tenants
 
     def channels_of(self, tenant: str) -> frozenset[str]:
         """The channels a tenant added to the vocabulary's (LEDGER_EXTRA_CHANNELS)."""

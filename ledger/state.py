@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger import keywords
 from ledger.times import rfc3339
 
 HELD = "held"
@@ -17,6 +18,14 @@ WITHDRAWN = "withdrawn"
 OPTED_OUT = "opted_out"
 OPEN = "open"
 COMPLETED = "completed"
+REFUSED = "refused"
+FULFILLED = "fulfilled"
+ERASURE = "erasure"
+RESTRICTION = "restriction"
+OBJECTION = "objection"
+MARKETING = "marketing"
+CHILDREN = "children"
+DIRECT_MARKETING = ("marketing", "advertising")  # Art. 21(2)-(3): objected to, they stop at once
 SERVICE = "service"
 PURPOSES = (
     "service", "support", "billing", "security", "marketing", "analytics",
@@ -142,6 +151,69 @@ class Contact:
 
 
 @dataclass
+class RightsRequest:
+    """A data subject's request to exercise a right, and what became of it.
+
+    Follow-up facts may arrive before the request itself: each fact fills only its own fields, so the
+    result is the same in any order (`right` and `requested_at` stay None until the request arrives).
+    An erasure request (`deletion.requested` too) is answered when its deletion completes.
+    """
+
+    request_id: str
+    right: str | None = None
+    channel: str | None = None
+    jurisdiction: str | None = None
+    categories: list[str] | None = None
+    purposes: list[str] | None = None
+    requested_at: datetime | None = None
+    verified_at: datetime | None = None
+    verification: str | None = None
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
+    status: str = OPEN
+    answered_at: datetime | None = None
+    outcome: str | None = None
+    exemption: str | None = None
+    export_sha256: str | None = None
+    lifted_at: datetime | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class KeywordStop:
+    """The latest keyword opt-out on one purpose x channel, and the latest explicit word on it (given,
+    withdrawn, a signal), so that START can restore what the keyword withdrew (None: no word)."""
+
+    purpose: str
+    channel: str
+    stopped_at: datetime
+    event_id: str
+    explicit_state: str | None
+    explicit_since: datetime | None
+    explicit_event_id: str | None
+
+
+@dataclass
+class Resubscribe:
+    """The latest re-subscription keyword (START, UNSTOP, ...) on a channel."""
+
+    channel: str
+    at: datetime
+    event_id: str
+
+
+@dataclass
+class ChildSignal:
+    """A fact saying the subject may be a child: an age signal, or data of the category `children`."""
+
+    event_id: str
+    at: datetime
+    age_band: str | None
+    jurisdiction: str | None
+    category: str | None
+
+
+@dataclass
 class SubjectState:
     """Everything the ledger currently knows about one subject of one tenant."""
 
@@ -161,6 +233,10 @@ class SubjectState:
     intervals: dict[str, Interval] = field(default_factory=dict)
     consent_log: dict[tuple[str, str], ConsentChange] = field(default_factory=dict)
     contacts: dict[str, Contact] = field(default_factory=dict)
+    rights_requests: dict[str, RightsRequest] = field(default_factory=dict)
+    keyword_stops: dict[tuple[str, str], KeywordStop] = field(default_factory=dict)
+    resubscribes: dict[str, Resubscribe] = field(default_factory=dict)
+    child_signals: dict[str, ChildSignal] = field(default_factory=dict)
 
 
 def apply_fact(
@@ -240,6 +316,8 @@ def recipients_to_confirm(state: SubjectState) -> list[str]:
 
 def _collected(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     _flag_violation(state, event_id, at, data)
+    if data["category"] == CHILDREN:
+        state.child_signals[event_id] = ChildSignal(event_id, at, None, data.get("jurisdiction"), CHILDREN)
     _open_interval(state, event_id, at, data)
     key = (data["category"], data["system"])
     holding = state.holdings.get(key)
@@ -278,7 +356,7 @@ def _open_interval(state: SubjectState, event_id: str, at: datetime, data: dict[
     )
 
 
-def _jurisdiction(state: SubjectState, category: str) -> str | None:
+def jurisdiction_of(state: SubjectState, category: str | None = None) -> str | None:
     """The jurisdiction the subject's latest holding names, preferring holdings of `category`."""
     named = [h for h in state.holdings.values() if h.jurisdiction is not None]
     if not named:
@@ -302,9 +380,67 @@ def _flag_violation(state: SubjectState, event_id: str, at: datetime, data: dict
 def _set_consent(
     state: SubjectState, purpose: str, channel: str, *, verdict: str, event_id: str, at: datetime
 ) -> None:
+    """An explicit word on one purpose x channel (not a keyword): the latest by event time wins."""
+    stop = state.keyword_stops.get((purpose, channel))
+    if stop is not None:
+        if stop.explicit_since is None or at >= stop.explicit_since:
+            stop.explicit_state, stop.explicit_since, stop.explicit_event_id = verdict, at, event_id
+        _settle(state, stop)
+        return
     current = state.consent.get((purpose, channel))
     if current is None or at >= current.since:
         state.consent[(purpose, channel)] = Consent(purpose, channel, verdict, at, event_id)
+
+
+def _keyword_stop(state: SubjectState, purpose: str, channel: str, event_id: str, at: datetime) -> None:
+    stop = state.keyword_stops.get((purpose, channel))
+    if stop is None:
+        # The pair's first keyword stop: until now every word on it was explicit.
+        word = state.consent.get((purpose, channel))
+        stop = state.keyword_stops[(purpose, channel)] = KeywordStop(
+            purpose, channel, at, event_id, None, None, None
+        )
+        if word is not None:
+            stop.explicit_state, stop.explicit_since = word.state, word.since
+            stop.explicit_event_id = word.event_id
+    elif at >= stop.stopped_at:
+        stop.stopped_at, stop.event_id = at, event_id
+    _settle(state, stop)
+
+
+def _resubscribed(state: SubjectState, channel: str, event_id: str, at: datetime) -> None:
+    current = state.resubscribes.get(channel)
+    if current is None or at >= current.at:
+        state.resubscribes[channel] = Resubscribe(channel, at, event_id)
+    for stop in list(state.keyword_stops.values()):
+        if stop.channel == channel:
+            _settle(state, stop)
+
+
+def _settle(state: SubjectState, stop: KeywordStop) -> None:
+    """The word in force on a pair that has had a keyword stop: the latest of its explicit word, its
+    latest stop and its channel's latest re-subscription, where a re-subscription restores the explicit
+    word the stop overrode (nothing, if none came before it) and changes nothing after an explicit word.
+    Computed from those three alone, so facts may arrive in any order."""
+    key = (stop.purpose, stop.channel)
+    again = state.resubscribes.get(stop.channel)
+    explicit_at, explicit_state = stop.explicit_since, stop.explicit_state
+    explicit = (
+        None
+        if explicit_at is None or explicit_state is None or stop.explicit_event_id is None
+        else Consent(stop.purpose, stop.channel, explicit_state, explicit_at, stop.explicit_event_id)
+    )
+    if again is not None and again.at >= stop.stopped_at and (explicit is None or again.at > explicit.since):
+        if explicit is None:
+            state.consent.pop(key, None)
+        elif explicit.since < stop.stopped_at:
+            state.consent[key] = Consent(stop.purpose, stop.channel, explicit.state, again.at, again.event_id)
+        else:
+            state.consent[key] = explicit
+    elif explicit is not None and explicit.since >= stop.stopped_at:
+        state.consent[key] = explicit
+    else:
+        state.consent[key] = Consent(stop.purpose, stop.channel, OPTED_OUT, stop.stopped_at, stop.event_id)
 
 
 def _given(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -322,7 +458,27 @@ def opted_out_purposes(data: dict[str, Any]) -> list[str]:
 
 def _opted_out(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     for purpose in opted_out_purposes(data):
-        _set_consent(state, purpose, data["channel"], verdict=OPTED_OUT, event_id=event_id, at=at)
+        if data.get("keyword") is not None:
+            _keyword_stop(state, purpose, data["channel"], event_id, at)
+        else:
+            _set_consent(state, purpose, data["channel"], verdict=OPTED_OUT, event_id=event_id, at=at)
+
+
+def _effect(data: dict[str, Any]) -> str:
+    """What a `keyword.received` means: a tenant's own word carries the meaning it had on arrival; a
+    built-in one is read here."""
+    effect: str = data.get("effect") or keywords.built_in(data["keyword"])
+    return effect
+
+
+def _keyword(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    effect = _effect(data)
+    if effect == keywords.OPT_OUT:
+        for purpose in PURPOSES:
+            if purpose != SERVICE:
+                _keyword_stop(state, purpose, data["channel"], event_id, at)
+    elif effect == keywords.RESUBSCRIBE:
+        _resubscribed(state, data["channel"], event_id, at)
 
 
 def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -332,7 +488,7 @@ def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, An
         held = {
             "category": category,
             "system": data["recipient"],
-            "jurisdiction": _jurisdiction(state, category),
+            "jurisdiction": jurisdiction_of(state, category),
         }
         _open_interval(state, f"{event_id}/{category}", at, held)
     state.shares[event_id] = Share(
@@ -349,16 +505,137 @@ def _shared(state: SubjectState, event_id: str, at: datetime, data: dict[str, An
 
 
 def _deletion_requested(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
-    state.deletion_requests[data["request_id"]] = DeletionRequest(
-        request_id=data["request_id"],
-        categories=data.get("categories"),
-        verified=data["verified"],
-        requested_at=at,
-        status=OPEN,
+    request = _request(state, data["request_id"])
+    _received(state, request, event_id, at, {"right": ERASURE, "channel": None} | data)
+    if data["verified"]:
+        _verified(state, event_id, at, {"request_id": request.request_id, "method": None})
+    _open_erasure(state, request, event_id)
+
+
+def _open_erasure(state: SubjectState, request: RightsRequest, event_id: str) -> None:
+    """The erasure an erasure request asks for, which systems' confirmations complete."""
+    assert request.requested_at is not None
+    state.deletion_requests[request.request_id] = DeletionRequest(
+        request_id=request.request_id,
+        categories=request.categories,
+        verified=request.verified_at is not None,
+        requested_at=request.requested_at,
+        status=REFUSED if request.status == REFUSED else OPEN,
         completed_at=None,
         event_id=event_id,
     )
-    _complete_requests(state, at)
+    _complete_requests(state, request.requested_at)
+
+
+def _request(state: SubjectState, request_id: str) -> RightsRequest:
+    """The rights request `request_id`, created empty if no fact about it has been folded yet."""
+    request = state.rights_requests.get(request_id)
+    if request is None:
+        request = state.rights_requests[request_id] = RightsRequest(request_id)
+    return request
+
+
+def _received(
+    state: SubjectState, request: RightsRequest, event_id: str, at: datetime, data: dict[str, Any]
+) -> None:
+    request.right, request.channel, request.event_id = data["right"], data["channel"], event_id
+    request.categories, request.purposes = data.get("categories"), data.get("purposes")
+    request.jurisdiction = data.get("jurisdiction") or jurisdiction_of(state)
+    request.requested_at = at
+
+
+def _rights_requested(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    _received(state, request, event_id, at, data)
+    if data.get("verified"):
+        _verified(state, event_id, at, {"request_id": request.request_id, "method": None})
+    if request.right == ERASURE:
+        _open_erasure(state, request, event_id)
+    elif request.right == OBJECTION:
+        # Direct marketing must stop on objection (Art. 21(3)); other processing when it is upheld.
+        _object(state, request, DIRECT_MARKETING, event_id, at)
+        if request.status == FULFILLED and request.answered_at is not None:
+            _object(state, request, PURPOSES, event_id, request.answered_at)
+
+
+def _object(
+    state: SubjectState, request: RightsRequest, among: tuple[str, ...], event_id: str, at: datetime
+) -> None:
+    """Opt the subject out, on every channel, of the purposes the objection names among `among`."""
+    channels = {*CHANNELS, *(channel for _, channel in state.consent)}
+    for purpose in request.purposes or ():
+        if purpose in among and purpose != SERVICE:
+            for channel in sorted(channels):
+                _set_consent(state, purpose, channel, verdict=OPTED_OUT, event_id=event_id, at=at)
+
+
+def _verified(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    if request.verified_at is None or at < request.verified_at:
+        request.verified_at, request.verification = at, data["method"]
+    erasure = state.deletion_requests.get(request.request_id)
+    if erasure is not None:
+        erasure.verified = True
+
+
+def _extended(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    if request.extended_at is None or at < request.extended_at:  # the first notice is the extension
+        request.extended_at, request.extension_reason = at, data["reason"]
+
+
+def _answer(request: RightsRequest, status: str, at: datetime, **fields: str | None) -> bool:
+    """Record an answer unless a later one is recorded already; True if this one stands."""
+    if request.answered_at is not None and at < request.answered_at:
+        return False
+    request.status, request.answered_at = status, at
+    request.outcome, request.exemption, request.export_sha256 = (
+        fields.get("outcome"),
+        fields.get("exemption"),
+        fields.get("export_sha256"),
+    )
+    return True
+
+
+def _fulfilled(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    fields = {"outcome": data["outcome"], "export_sha256": data.get("export_sha256")}
+    if _answer(request, FULFILLED, at, **fields) and request.right == OBJECTION:
+        _object(state, request, PURPOSES, event_id, at)
+
+
+def _refused(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    if _answer(request, REFUSED, at, exemption=data["exemption"]):
+        erasure = state.deletion_requests.get(request.request_id)
+        if erasure is not None and erasure.status == OPEN:
+            erasure.status = REFUSED
+
+
+def _lifted(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    request = _request(state, data["request_id"])
+    if request.lifted_at is None or at > request.lifted_at:
+        request.lifted_at = at
+
+
+def restriction_in_effect(state: SubjectState) -> RightsRequest | None:
+    """The earliest restriction of processing requested, not refused and not lifted, if any: it takes
+    effect on receipt (Art. 18(1): while accuracy or grounds are checked) and lasts until lifted."""
+    standing = [
+        request
+        for request in state.rights_requests.values()
+        if request.right == RESTRICTION
+        and request.requested_at is not None
+        and request.status != REFUSED
+        and request.lifted_at is None
+    ]
+    return min(standing, key=lambda r: (r.requested_at, r.request_id), default=None)
+
+
+def _age_signalled(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
+    state.child_signals[event_id] = ChildSignal(
+        event_id, at, data["age_band"], data.get("jurisdiction") or jurisdiction_of(state), None
+    )
 
 
 def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
@@ -376,11 +653,15 @@ def _deletion_completed(state: SubjectState, event_id: str, at: datetime, data: 
 
 
 def _complete_requests(state: SubjectState, at: datetime) -> None:
-    """Every open request whose categories no system holds any more is completed at `at`."""
+    """Every open request whose categories no system holds any more is completed at `at`, which
+    answers the erasure request it came from."""
     for request in state.deletion_requests.values():
         if request.status == OPEN and not _still_held(state, request.categories):
             request.status = COMPLETED
             request.completed_at = at
+            asked = state.rights_requests.get(request.request_id)
+            if asked is not None and asked.status == OPEN:
+                _answer(asked, FULFILLED, at, outcome="erased")
 
 
 def _still_held(state: SubjectState, categories: list[str] | None) -> bool:
@@ -437,6 +718,21 @@ def _log_consent(state: SubjectState, fact: Logged, channel: str, purposes: list
         )
 
 
+def _log_keyword(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+    """A keyword opt-out is a word on every purpose but `service`; a re-subscription one on each purpose
+    it restored a grant to (as folded when it arrived)."""
+    effect, channel = _effect(data), data["channel"]
+    if effect == keywords.OPT_OUT:
+        _log_consent(state, fact, channel, opted_out_purposes({}), OPTED_OUT)
+    elif effect == keywords.RESUBSCRIBE:
+        restored = [
+            word.purpose
+            for word in state.consent.values()
+            if word.channel == channel and word.event_id == fact.event_id and word.state == GRANTED
+        ]
+        _log_consent(state, fact, channel, restored, GRANTED)
+
+
 def _contacted(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
     state.contacts[fact.event_id] = Contact(
         event_id=fact.event_id,
@@ -466,10 +762,19 @@ _RULES = {
     "legalhold.placed": _hold_placed,
     "legalhold.released": _hold_released,
     "contact.made": _no_change,
+    "rights.requested": _rights_requested,
+    "rights.verified": _verified,
+    "rights.extended": _extended,
+    "rights.fulfilled": _fulfilled,
+    "rights.refused": _refused,
+    "rights.lifted": _lifted,
+    "keyword.received": _keyword,
+    "age.signalled": _age_signalled,
 }
 _LOGGED = {
     "consent.given": _log_given,
     "consent.withdrawn": _log_withdrawn,
     "optout.received": _log_opted_out,
     "contact.made": _contacted,
+    "keyword.received": _log_keyword,
 }

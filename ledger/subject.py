@@ -108,6 +108,30 @@ class Subject(Aggregate):
     class ContactMade(FactRecorded):
         wire_type = "contact.made"
 
+    class RightsRequested(FactRecorded):
+        wire_type = "rights.requested"
+
+    class RightsVerified(FactRecorded):
+        wire_type = "rights.verified"
+
+    class RightsExtended(FactRecorded):
+        wire_type = "rights.extended"
+
+    class RightsFulfilled(FactRecorded):
+        wire_type = "rights.fulfilled"
+
+    class RightsRefused(FactRecorded):
+        wire_type = "rights.refused"
+
+    class RightsLifted(FactRecorded):
+        wire_type = "rights.lifted"
+
+    class KeywordReceived(FactRecorded):
+        wire_type = "keyword.received"
+
+    class AgeSignalled(FactRecorded):
+        wire_type = "age.signalled"
+
     @dataclass(frozen=True)
     class RetentionExpired(Aggregate.Event):
         """The retention of these categories in this system ran out; a purge was ordered."""

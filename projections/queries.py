@@ -2,15 +2,16 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.contact import Decision, decide
+from ledger.contact import Decision, Restriction, decide
 from ledger.errors import UnknownSubject
 from ledger.purges import HoldingKey, OpenOrder
 from ledger.retention import PURGE_ORDERED, Rule, retention
+from ledger.rights import clocks, deadline_rules
 from ledger.state import Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
 from ledger.times import rfc3339
@@ -74,15 +75,27 @@ def decision_of(row: Mapping[str, Any], purpose: str, channel: str) -> Decision 
         if row["state"] is None
         else Consent(purpose, channel, row["state"], row["since"], row["event_id"])
     )
-    return decide(row["erased"], purpose, channel, consent)
+    restriction = (
+        None
+        if row["restricted_by"] is None
+        else Restriction(row["restricted_by"], row["restricted_since"], row["restriction_event"])
+    )
+    return decide(row["erased"], purpose, channel, consent, restriction)
 
 
+# The restriction of processing in effect on subject `s`, as ledger.state.restriction_in_effect picks it.
+RESTRICTION = SQL(
+    "LEFT JOIN LATERAL (SELECT request_id AS restricted_by, requested_at AS restricted_since, "
+    "event_id AS restriction_event FROM {} WHERE tenant = s.tenant AND subject = s.subject "
+    "AND \"right\" = 'restriction' AND requested_at IS NOT NULL AND status <> 'refused' "
+    "AND lifted_at IS NULL ORDER BY requested_at, request_id LIMIT 1) r ON true"
+).format(Identifier("proj_rights_requests"))
 DECISIONS = SQL(
-    "SELECT q.subject, s.erased, c.state, c.since, c.event_id "
+    "SELECT q.subject, s.erased, c.state, c.since, c.event_id, r.* "
     "FROM unnest(%s::text[]) AS q(subject) "
     "LEFT JOIN {} s ON s.tenant = %s AND s.subject = q.subject "
-    "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject AND c.purpose = %s AND c.channel = %s"
-).format(tables.SUBJECTS, Identifier("proj_consents"))
+    "LEFT JOIN {} c ON c.tenant = %s AND c.subject = q.subject AND c.purpose = %s AND c.channel = %s {}"
+).format(tables.SUBJECTS, Identifier("proj_consents"), RESTRICTION)
 
 
 def keyed_decision(keys: Identifier) -> Composed:
@@ -92,13 +105,15 @@ def keyed_decision(keys: Identifier) -> Composed:
     The key is read in the same statement as the answer, so a revocation refuses the next check."""
     return SQL(
         "SELECT k.key_id, k.tenant, k.role, k.created_at, k.revoked_at, "
-        "s.erased, c.state, c.since, c.event_id FROM {keys} k "
+        "s.erased, c.state, c.since, c.event_id, r.* FROM {keys} k "
         "LEFT JOIN {subjects} s ON (k.tenant IS NULL OR k.tenant = %(tenant)s) AND k.role = ANY(%(roles)s) "
         "AND s.tenant = %(tenant)s AND s.subject = %(subject)s "
         "LEFT JOIN {consents} c ON c.tenant = s.tenant AND c.subject = s.subject "
-        "AND c.purpose = %(purpose)s AND c.channel = %(channel)s "
+        "AND c.purpose = %(purpose)s AND c.channel = %(channel)s {restriction} "
         "WHERE k.hash = %(hash)s AND k.revoked_at IS NULL"
-    ).format(keys=keys, subjects=tables.SUBJECTS, consents=Identifier("proj_consents"))
+    ).format(
+        keys=keys, subjects=tables.SUBJECTS, consents=Identifier("proj_consents"), restriction=RESTRICTION
+    )
 
 
 @dataclass(frozen=True)
@@ -151,10 +166,12 @@ def as_json(
     state: SubjectState,
     rules: list[Rule] | None = None,
     orders: Mapping[HoldingKey, OpenOrder] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The subject as a JSON-ready document (the `subject --json` contract); with a retention
     policy's `rules`, each holding also says when it expires and under which rule, and with the
-    subject's open purge `orders`, that its purge is ordered and awaits confirmation."""
+    subject's open purge `orders`, that its purge is ordered and awaits confirmation. Rights requests
+    are on their clocks as of `now` (default: the present)."""
 
     def ordered(collection: dict[Any, Any]) -> list[Any]:
         return [item for _, item in sorted(collection.items(), key=lambda kv: str(kv[0]))]
@@ -191,6 +208,10 @@ def as_json(
         "consent": rows(state.consent),
         "shares": [plain(s) for s in shares],
         "deletion_requests": rows(state.deletion_requests),
+        "rights_requests": [
+            plain(asdict(c)) for c in clocks(state, now or datetime.now(UTC), deadline_rules())
+        ],
+        "child_signals": rows(state.child_signals),
         "legal_holds": rows(state.legal_holds),
         "violations": rows(state.violations),
         "recipients_unconfirmed": recipients_to_confirm(state),

@@ -55,7 +55,7 @@ def expired(
     """
     skipped = skipped or Skipped()
     due: list[Due] = []
-    for state in _states(ledger, tenant, skipped):
+    for state in subject_states(ledger, tenant, skipped):
         found = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
         due.extend(found or [])
     return due
@@ -104,7 +104,9 @@ def due_page(
     however few are due); and the subject the next page starts from (None: no more)."""
     found: list[DuePurge] = []
     skipped = Skipped()
-    for read, state in enumerate(_states(ledger, tenant, skipped, after=(tenant, start), inclusive=True)):
+    for read, state in enumerate(
+        subject_states(ledger, tenant, skipped, after=(tenant, start), inclusive=True)
+    ):
         if len(found) >= limit or read >= PAGE:
             return found, state.subject
         due = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
@@ -142,7 +144,7 @@ def what_if(
     """Every held holding of the tenant, under `current` and `proposed` rules, compared (read in pages
     of subjects: memory stays flat however large the tenant)."""
     result = WhatIf()
-    for state in _states(ledger, tenant, Skipped()):
+    for state in subject_states(ledger, tenant, Skipped()):
         for holding in state.holdings.values():
             if holding.status != HELD:
                 continue
@@ -174,7 +176,7 @@ def overdue(ledger: Ledger, tenant: str, now: datetime, warn: timedelta) -> list
     """The tenant's open rights requests past their 30-day deadline, or within `warn` of it."""
     return [
         clock
-        for state in _states(ledger, tenant, Skipped(), OPEN_REQUESTS)
+        for state in subject_states(ledger, tenant, Skipped(), OPEN_REQUESTS)
         for clock in request_clocks(state, now, warn)
     ]
 
@@ -183,7 +185,7 @@ HELD_HOLDINGS = SQL("SELECT DISTINCT tenant, subject FROM proj_holdings WHERE st
 OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_deletion_requests WHERE status = 'open'")
 
 
-def _states(
+def subject_states(
     ledger: Ledger,
     tenant: str | None,
     skipped: Skipped,

@@ -17,13 +17,17 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.state import (
+    ChildSignal,
     Consent,
     ConsentChange,
     Contact,
     DeletionRequest,
     Holding,
     Interval,
+    KeywordStop,
     LegalHold,
+    Resubscribe,
+    RightsRequest,
     Share,
     SubjectState,
     Violation,
@@ -77,6 +81,10 @@ PARTS = (
     Part("proj_intervals", Interval, "intervals", ("opened_by",)),
     Part("proj_consent_log", ConsentChange, "consent_log", ("event_id", "purpose")),
     Part("proj_contacts", Contact, "contacts", ("event_id",)),
+    Part("proj_rights_requests", RightsRequest, "rights_requests", ("request_id",)),
+    Part("proj_keyword_stops", KeywordStop, "keyword_stops", ("purpose", "channel")),
+    Part("proj_resubscribes", Resubscribe, "resubscribes", ("channel",)),
+    Part("proj_child_signals", ChildSignal, "child_signals", ("event_id",)),
 )
 SUBJECT_COLUMN_TYPES = (
     ("first_seen", "timestamptz"),

@@ -8,7 +8,7 @@ are decoded by the projector's fast path, which made this about twice as fast fo
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.contact import Decision, decide
+from ledger.contact import Decision, decide, restriction_of
 from ledger.horizon import Horizon, horizon
 from ledger.retention import Rule
 from ledger.state import SubjectState
@@ -47,7 +47,8 @@ def may_contact_at(
     """`may_contact` as it would have been answered at event time `at`, knowing what was recorded by
     `known_at`."""
     past = state_at(ledger, tenant, subject, at, known_at)
-    return decide(past.erased, purpose, channel, past.consent.get((purpose, channel)))
+    consent = past.consent.get((purpose, channel))
+    return decide(past.erased, purpose, channel, consent, restriction_of(past))
 
 
 def contact_decision(
@@ -88,7 +89,7 @@ def subject_document(
         state = state_at(ledger, tenant, subject, as_of or datetime.now(UTC), known_at)
         orders = None  # open purge orders are what stands now, not what stood then
     found = erasure_horizon(ledger, state.erased_at, topic_retention)
-    document = queries.as_json(state, rules, orders)
+    document = queries.as_json(state, rules, orders, as_of)
     document["erasure_horizon"] = None if found is None else found.as_json()
     return document, found
 

@@ -11,7 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.cli import main  # the console entry point
-from ledger.store import RecordFact
+from consumers.ingest import consume
+from consumers.publisher import Publisher
+from ledger.settings import Settings
+from ledger.store import Ledger, RecordFact
+from projections.projector import Projector
 
 _ids = itertools.count(1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,6 +117,18 @@ def cli(env: dict[str, str], *args: str) -> Outcome:
         os.environ.clear()
         os.environ.update(saved)
     return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def ingest(settings: Settings, ledger: Ledger, *events: dict[str, Any]) -> None:
+    """Publish through Kafka, ingest, and project (the projector also erases what is due)."""
+    assert settings.kafka_bootstrap is not None
+    with Publisher(settings.kafka_bootstrap, settings) as publisher:
+        for item in events:
+            publisher.publish(item)
+    consume(settings, ledger, settings.kafka_bootstrap, until_idle=True)
+    Projector(ledger, settings.projection_page, awaits_recipients=settings.awaits_recipients).run(
+        until_idle=True
+    )
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

@@ -99,10 +99,24 @@ def _object(node: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
         return st.dictionaries(names, from_schema(node["additionalProperties"]), max_size=4)
     required = set(node.get("required", ()))
     properties = {name: from_schema(rule) for name, rule in node["properties"].items()}
-    return st.fixed_dictionaries(
+    drawn = st.fixed_dictionaries(
         {name: value for name, value in properties.items() if name in required},
         optional={name: value for name, value in properties.items() if name not in required},
     )
+    return drawn.flatmap(lambda document: _then(node, document)) if "if" in node else drawn
+
+
+def _then(node: dict[str, Any], document: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """`document` with what `then` requires where it meets `if` (the schemas' `if` names a property's
+    `const` or `enum`)."""
+    condition = node["if"]
+    meets = all(name in document for name in condition.get("required", ())) and all(
+        name not in document or document[name] in rule.get("enum", [rule.get("const")])
+        for name, rule in condition["properties"].items()
+    )
+    missing = [name for name in node["then"]["required"] if name not in document] if meets else []
+    extra = st.fixed_dictionaries({name: from_schema(node["properties"][name]) for name in missing})
+    return extra.map(lambda found: {**document, **found})
 
 
 _BY_TYPE: dict[str, Callable[[dict[str, Any]], st.SearchStrategy[Any]]] = {

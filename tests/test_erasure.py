@@ -21,24 +21,11 @@ from ledger.store import Ledger
 from projections import queries
 from projections.breach import breach_impact
 from projections.history import ERASED, history
-from projections.projector import Projector
-from tests.helpers import T0, cli, collected, consent, event
+from tests.helpers import T0, cli, collected, consent, event, ingest
 
 pytestmark = pytest.mark.services
 PHONE = "+15557654321"
 NAME = "Zed Quincy Public"
-
-
-def _ingest(settings: Settings, ledger: Ledger, *events: dict[str, Any]) -> None:
-    """Publish through Kafka, ingest, and project (the projector also erases what is due)."""
-    assert settings.kafka_bootstrap is not None
-    with Publisher(settings.kafka_bootstrap, settings) as publisher:
-        for item in events:
-            publisher.publish(item)
-    consume(settings, ledger, settings.kafka_bootstrap, until_idle=True)
-    Projector(ledger, settings.projection_page, awaits_recipients=settings.awaits_recipients).run(
-        until_idle=True
-    )
 
 
 def _personal() -> dict[str, Any]:
@@ -65,7 +52,7 @@ def test_round_trip_sealed_then_erased_everywhere(
     verify stays ok; data collected afterwards is stored under a new key and flagged."""
     evidence = consent()
     evidence["evidence"] = f"typed name {NAME}"
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "zed", "data.collected", _personal(), minutes=1),
@@ -76,7 +63,7 @@ def test_round_trip_sealed_then_erased_everywhere(
     opened = [entry.personal for entry in history(ledger, "acme", "zed")]
     assert opened == [{"personal_data": {"phone": PHONE, "name": NAME}}, {"evidence": f"typed name {NAME}"}]
 
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "zed", "deletion.requested", {"request_id": "dsr-1", "verified": True}, minutes=3),
@@ -95,7 +82,7 @@ def test_round_trip_sealed_then_erased_everywhere(
     late = _personal()
     late["personal_data"] = {"phone": "+15550000000"}
     tomorrow = int((datetime.now(UTC) + timedelta(days=1) - T0).total_seconds() // 60)  # after the erasure
-    _ingest(settings, ledger, event("acme", "zed", "data.collected", late, minutes=tomorrow, event_id="late"))
+    ingest(settings, ledger, event("acme", "zed", "data.collected", late, minutes=tomorrow, event_id="late"))
     entries = history(ledger, "acme", "zed")
     assert entries[-1].personal == {"personal_data": {"phone": "+15550000000"}}
     violations = queries.as_json(queries.subject_state(ledger, "acme", "zed"))["violations"]
@@ -113,7 +100,7 @@ def test_legal_hold_blocks_erasure_until_released(
     settings: Settings, ledger: Ledger, env: dict[str, str]
 ) -> None:
     """A hold stops both automatic and manual erasure; releasing it lets the pending erasure proceed."""
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "hal", "data.collected", _personal(), minutes=1),
@@ -127,7 +114,7 @@ def test_legal_hold_blocks_erasure_until_released(
     refused = cli(env, "erase", "acme", "hal", "--reason", "by hand")
     assert refused.returncode == 1 and "legal hold 'case-7'" in refused.stdout
 
-    _ingest(settings, ledger, event("acme", "hal", "legalhold.released", {"hold_id": "case-7"}, minutes=5))
+    ingest(settings, ledger, event("acme", "hal", "legalhold.released", {"hold_id": "case-7"}, minutes=5))
     assert queries.subject_state(ledger, "acme", "hal").erased is True
     assert history(ledger, "acme", "hal")[0].personal == ERASED
 
@@ -135,7 +122,7 @@ def test_legal_hold_blocks_erasure_until_released(
 def test_manual_erase_and_partial_deletion(settings: Settings, ledger: Ledger, env: dict[str, str]) -> None:
     """Partial deletion marks holdings deleted and keeps the key; `erase` shreds by hand."""
     usage = collected(category="usage_metadata", system="analytics")
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "pat", "data.collected", _personal(), minutes=1),
@@ -173,7 +160,7 @@ def test_erase_is_visible_in_the_read_model_at_once(
 ) -> None:
     """After `erase` returns, with no projector run since, `subject` says erased and `check` denies even
     transactional messages."""
-    _ingest(settings, ledger, event("acme", "now", "data.collected", _personal()))
+    ingest(settings, ledger, event("acme", "now", "data.collected", _personal()))
     erased = cli(env, "erase", "acme", "now", "--reason", "ticket 7")
     assert erased.returncode == 0
     assert "in the ledger: unreadable now" in erased.stdout
@@ -196,7 +183,7 @@ def test_erasure_waits_for_every_recipient_to_confirm(
     informed = Settings.from_env(env | {"LEDGER_RECIPIENTS_AWAITED_EXCEPT": "globex"})
     share = {"recipient": "aws-storage", "recipient_type": "subprocessor", "purpose": "service"}
     for tenant in ("acme", "globex"):
-        _ingest(
+        ingest(
             informed,
             ledger,
             event(tenant, "ria", "data.collected", _personal(), minutes=1),
@@ -214,14 +201,14 @@ def test_erasure_waits_for_every_recipient_to_confirm(
     assert "recipients yet to confirm deletion: aws-storage" in informed_only.stdout
 
     done = event("acme", "ria", "deletion.completed", {"system": "aws-storage"}, minutes=5)
-    _ingest(informed, ledger, done)
+    ingest(informed, ledger, done)
     assert queries.subject_state(ledger, "acme", "ria").erased
     assert history(ledger, "acme", "ria")[0].personal == ERASED
 
 
 def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: Ledger) -> None:
     """Re-wrapping under a new master key leaves events untouched and every subject readable."""
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "r1", "data.collected", _personal()),
@@ -253,7 +240,7 @@ def test_key_rotation_keeps_every_subject_readable(settings: Settings, ledger: L
 
 def test_a_wrong_master_key_is_named_as_such(settings: Settings, ledger: Ledger, env: dict[str, str]) -> None:
     """A query under another master key fails with one line naming both fingerprints, exit 2."""
-    _ingest(settings, ledger, event("acme", "w1", "data.collected", _personal()))
+    ingest(settings, ledger, event("acme", "w1", "data.collected", _personal()))
     wrong = MasterKey.generate()
     result = cli(env | {"LEDGER_MASTER_KEY": wrong.text()}, "history", "acme", "w1")
     assert result.returncode == 2
@@ -278,7 +265,7 @@ def test_a_retired_epoch_leaves_old_copies_of_an_erased_key_unreadable(
 ) -> None:
     """A copy of a data key taken before erasure (an old page, a backup) opens with nothing the ledger
     has once the key's epoch is retired: not with the master key, not restored into the table."""
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "gone", "data.collected", _personal()),
@@ -306,7 +293,7 @@ def test_a_retired_epoch_leaves_old_copies_of_an_erased_key_unreadable(
 
 def test_verify_cli_reports_ok(env: dict[str, str], settings: Settings, ledger: Ledger) -> None:
     """`checkpoint` then `verify` through the CLI: ok, with the counts."""
-    _ingest(
+    ingest(
         settings,
         ledger,
         event("acme", "v1", "consent.given", consent()),

@@ -1,0 +1,107 @@
+"""Rights end to end on the real broker and database: publish -> ingest -> project -> check, overdue,
+point in time, and an export recorded as the answer to an access request."""
+
+from datetime import timedelta
+
+import pytest
+
+from ledger.settings import Settings
+from ledger.store import Ledger
+from projections import queries
+from projections.projector import Projector
+from projections.rights import answered_late, children_due, export_digest, open_requests, record_export
+from projections.timeline import may_contact_at
+from tests.helpers import T0, collected, consent, event, ingest
+
+pytestmark = pytest.mark.services
+
+
+def _asked(request_id: str, right: str, **extra: object) -> dict[str, object]:
+    return {"request_id": request_id, "right": right, "channel": "email", **extra}
+
+
+def test_restriction_keywords_and_clocks_through_the_pipeline(env: dict[str, str], ledger: Ledger) -> None:
+    """A restriction denies a granted marketing SMS from its receipt on (now and at a past instant);
+    once lifted, the tenant's own opt-out word decides, and START re-grants; the open request is on
+    the GDPR clock."""
+    settings = Settings.from_env({**env, "LEDGER_OPTOUT_KEYWORDS": "acme:ARRET"})
+    data = {**collected(), "jurisdiction": "FR"}
+    ingest(
+        settings,
+        ledger,
+        event("acme", "ann", "data.collected", data, minutes=1),
+        event("acme", "ann", "consent.given", consent(), minutes=2),
+        event("acme", "ann", "rights.requested", _asked("r-restrict", "restriction"), minutes=10),
+        event("acme", "ann", "rights.requested", _asked("r-access", "access"), minutes=11),
+    )
+    denied = queries.may_contact(ledger, "acme", "ann", "marketing", "sms")
+    assert not denied.allowed and "r-restrict" in denied.reason
+    assert not queries.may_contact(ledger, "acme", "ann", "service", "sms").allowed
+    assert may_contact_at(ledger, "acme", "ann", "marketing", "sms", at=T0 + timedelta(minutes=5)).allowed
+    assert not may_contact_at(
+        ledger, "acme", "ann", "marketing", "sms", at=T0 + timedelta(minutes=20)
+    ).allowed
+
+    clocks = open_requests(ledger, "acme", T0 + timedelta(days=31))
+    assert [(c.request_id, c.regime, c.overdue) for c in clocks] == [
+        ("r-access", "GDPR Art. 12(3)", False),
+        ("r-restrict", "GDPR Art. 12(3)", False),
+    ]  # received 1 January: due by the end of 1 February (same deadline: by request id)
+    assert all(c.overdue for c in open_requests(ledger, "acme", T0 + timedelta(days=32)))
+
+    ingest(
+        settings,
+        ledger,
+        event("acme", "ann", "rights.lifted", {"request_id": "r-restrict"}, minutes=20),
+        event("acme", "ann", "keyword.received", {"channel": "sms", "keyword": "arret"}, minutes=30),
+    )
+    stopped = queries.may_contact(ledger, "acme", "ann", "marketing", "sms")
+    assert not stopped.allowed and "opted_out" in stopped.reason
+    ingest(
+        settings,
+        ledger,
+        event("acme", "ann", "keyword.received", {"channel": "sms", "keyword": "start"}, minutes=40),
+    )
+    assert queries.may_contact(ledger, "acme", "ann", "marketing", "sms").allowed
+
+
+def test_export_answers_the_access_request_and_late_answers_are_counted(
+    settings: Settings, ledger: Ledger
+) -> None:
+    """Recording an export fulfils the verified access request with the export's hash; an answer after
+    the deadline is counted as late."""
+    ingest(
+        settings,
+        ledger,
+        event("acme", "bob", "data.collected", collected(), minutes=1),
+        event("acme", "bob", "rights.requested", _asked("r1", "access"), minutes=2),
+        event("acme", "bob", "rights.verified", {"request_id": "r1", "method": "email_link"}, minutes=3),
+    )
+    digest = export_digest('{"subject": "bob"}\n')
+    record_export(ledger, "acme", "bob", "r1", digest=digest, at=T0 + timedelta(days=40))
+    Projector(ledger, settings.projection_page).run(until_idle=True)
+
+    (answered,) = queries.subject_state(ledger, "acme", "bob").rights_requests.values()
+    assert (answered.status, answered.export_sha256, answered.outcome) == (
+        "fulfilled",
+        digest,
+        "copy_provided",
+    )
+    assert [late.request_id for late in answered_late(ledger, "acme")] == ["r1"]
+    assert answered_late(ledger, "acme", until=T0 + timedelta(days=39)) == []
+    assert open_requests(ledger, "acme", T0 + timedelta(days=41)) == []
+
+
+def test_a_child_is_overdue_until_its_data_is_deleted(settings: Settings, ledger: Ledger) -> None:
+    """An under-13 signal puts the subject on the 72-hour clock: overdue after it, gone once deleted."""
+    ingest(
+        settings,
+        ledger,
+        event("acme", "kid", "data.collected", collected(system="crm"), minutes=1),
+        event("acme", "kid", "age.signalled", {"age_band": "under_13", "method": "self_declared"}, minutes=2),
+    )
+    within = timedelta(hours=72)
+    (found,) = children_due(ledger, "acme", T0 + timedelta(hours=73), within)
+    assert found.subject == "kid" and found.overdue and found.systems == ["crm"]
+    ingest(settings, ledger, event("acme", "kid", "deletion.completed", {"system": "crm"}, minutes=5000))
+    assert children_due(ledger, "acme", T0 + timedelta(hours=100), within) == []
