@@ -427,3 +427,28 @@ def test_compliance_reports_answer_as_the_cli(api: Api) -> None:
         assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("purpose,")
         assert client.get("/v1/tenants/acme/ropa", params={"format": "fides"}).json()["system"]
         assert "declare acme FILE" in _problem(client.get("/v1/tenants/acme/drift"), 400)["detail"]
+
+
+def test_a_restriction_denies_checks_over_http(api: Api) -> None:
+    """A restriction of processing denies the single and the bulk check alike, naming the request, and
+    the subject view lists the request on its clock."""
+    restriction = {"request_id": "r-9", "right": "restriction", "channel": "email"}
+    api.services.ledger.append(
+        [
+            fact("acme", "rhea", "r1", minutes=1),
+            fact("acme", "rhea", "r2", "rights.requested", minutes=2, data=restriction),
+        ]
+    )
+    api.services.projector.run(until_idle=True)
+    params = {"purpose": "marketing", "channel": "sms"}
+    with api.client("acme", CHECKER) as client:
+        single = client.get("/v1/tenants/acme/subjects/rhea/check", params=params).json()
+        bulk = client.post("/v1/tenants/acme/checks", json=params | {"subjects": ["rhea"]}).json()
+    assert single["allowed"] is False and "r-9" in single["reason"] and single["event_id"] == "r2"
+    assert bulk["allowed"] == []
+    assert bulk["denied"] == [{"subject": "rhea", "reason": single["reason"], "event_id": "r2"}]
+    with api.client("acme", AUDITOR) as client:
+        shown = client.get("/v1/tenants/acme/subjects/rhea").json()
+    assert [(r["request_id"], r["right"], r["status"]) for r in shown["rights_requests"]] == [
+        ("r-9", "restriction", "open")
+    ]
