@@ -193,7 +193,8 @@ def test_subject_page_links_a_consent_to_its_deciding_event(
     cell.get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(event_id)
     facts = page.locator("dl.facts")
-    expect(facts).to_contain_text(re.compile(r"consent\.(given|withdrawn)"))
+    # A grant may be restored by START (keyword.received) now, besides consent.given or withdrawn.
+    expect(facts).to_contain_text(re.compile(r"(consent\.(given|withdrawn)|keyword\.received)"))
     expect(facts).to_contain_text("Recorded")
     expect(page.locator("table")).to_contain_text(purpose)
     with page.expect_download() as caught:
