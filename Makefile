@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python -m bench.checkpoint
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.propagation
+	$(BIN)/python -m bench.console
 
 # What the Docker image installs, pinned to the versions this venv was tested with.
 constraints: install

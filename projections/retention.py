@@ -98,16 +98,16 @@ def due_page(
     tenant: str,
     start: str,
     limit: int,
+    scan: int = 500,
 ) -> tuple[list[DuePurge], str | None]:
     """A page of what `due_for_purge` lists for one tenant: the holdings due of subjects from id `start`
-    on, until `limit` are found or `PAGE` subjects holding data were read (so a page costs the same
+    on, until `limit` are found or `scan` subjects holding data were read (so a page costs the same
     however few are due); and the subject the next page starts from (None: no more)."""
     found: list[DuePurge] = []
     skipped = Skipped()
-    for read, state in enumerate(
-        subject_states(ledger, tenant, skipped, after=(tenant, start), inclusive=True)
-    ):
-        if len(found) >= limit or read >= PAGE:
+    states = subject_states(ledger, tenant, skipped, after=(tenant, start), inclusive=True, page=scan + 1)
+    for read, state in enumerate(states):
+        if len(found) >= limit or read >= scan:
             return found, state.subject
         due = skipped.guard("expiry", state.tenant, state.subject, lambda: due_purges(state, rules, now))  # noqa: B023 - called at once
         if due:
@@ -193,6 +193,7 @@ def subject_states(
     after: tuple[str, str] = ("", ""),
     *,
     inclusive: bool = False,
+    page: int = PAGE,
 ) -> Iterator[SubjectState]:
     """Every projected subject that `which` selects, after `after` (from it, if `inclusive`), read in
     pages; those that cannot be read are noted in `skipped`."""
@@ -205,7 +206,7 @@ def subject_states(
                     " AND (tenant, subject) {} (%s, %s) AND (%s::text IS NULL OR tenant = %s) "
                     "ORDER BY tenant, subject LIMIT %s"
                 ).format(compare),
-                (*after, tenant, tenant, PAGE),
+                (*after, tenant, tenant, page),
             )
             keys = [(row["tenant"], row["subject"]) for row in curs.fetchall()]
         if not keys:

@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app.console.render import moment, page
 from app.console.sessions import Seeing
+from app.http.params import TenantPath
 from ledger.errors import UsageError
 from ledger.store import Ledger
 from projections import names
@@ -62,7 +63,7 @@ def _impact(ledger: Ledger, tenant: str, question: Question, *, listed: bool) ->
 def breach(
     request: Request,
     *,
-    tenant: str,
+    tenant: TenantPath,
     session: Seeing,
     system: Names = [],  # noqa: B006 - FastAPI copies query defaults
     category: Names = [],  # noqa: B006
@@ -104,7 +105,7 @@ def breach(
 def breach_csv(
     request: Request,
     *,
-    tenant: str,
+    tenant: TenantPath,
     session: Seeing,
     system: Names = [],  # noqa: B006
     category: Names = [],  # noqa: B006

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.console.render import PAGE, moment, page, share
 from app.console.sessions import PATH, Posted, Seeing, Signed, not_found
+from app.http.params import EventPath, SubjectPath, TenantPath
 from ledger.errors import UnknownSubject
 from ledger.horizon import Horizon, horizon
 from ledger.retention import END_OF_TIME
@@ -40,7 +41,7 @@ def home(request: Request, session: Signed) -> Response:
 
 
 @router.get("/t/{tenant}")
-def tenant_overview(request: Request, tenant: str, session: Seeing) -> Response:
+def tenant_overview(request: Request, tenant: TenantPath, session: Seeing) -> Response:
     """Subjects, events, the rights-request and purge clocks, the last checkpoint and verification."""
     services = _services(request)
     found = overview(services.ledger, tenant, datetime.now(UTC), services.settings.purge_confirm_days)
@@ -48,7 +49,7 @@ def tenant_overview(request: Request, tenant: str, session: Seeing) -> Response:
 
 
 @router.get("/t/{tenant}/subjects")
-def subjects(request: Request, tenant: str, session: Seeing, start: Text = "") -> Response:
+def subjects(request: Request, tenant: TenantPath, session: Seeing, start: Text = "") -> Response:
     """The tenant's subjects from id `start` on, a page at a time (keyset)."""
     rows = subjects_page(_services(request).ledger, tenant, start, PAGE + 1)
     following = rows[PAGE]["subject"] if len(rows) > PAGE else None
@@ -74,8 +75,8 @@ class Replay:
 def subject(
     request: Request,
     *,
-    tenant: str,
-    subject: str,
+    tenant: TenantPath,
+    subject: SubjectPath,
     session: Seeing,
     as_of: Text = "",
     known_at: Text = "",
@@ -87,7 +88,9 @@ def subject(
 
 
 @router.post("/t/{tenant}/subjects/{subject}/open")
-async def open_subject(request: Request, tenant: str, subject: str, session: Posted) -> Response:
+async def open_subject(
+    request: Request, tenant: TenantPath, subject: SubjectPath, session: Posted
+) -> Response:
     """The same page with the personal values of the timeline shown; the access log records it first."""
     if not session.key.sees(tenant):
         raise not_found(f"tenant {tenant!r}")
@@ -162,7 +165,9 @@ def _with_bar(holding: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 @router.get("/t/{tenant}/subjects/{subject}/events/{event_id}")
-def event(request: Request, tenant: str, subject: str, event_id: str, session: Seeing) -> Response:
+def event(
+    request: Request, tenant: TenantPath, subject: SubjectPath, event_id: EventPath, session: Seeing
+) -> Response:
     """One event of the subject: its times, source, type and data (personal values never shown here)."""
     found: Entry = entry(_services(request).ledger, tenant, subject, event_id)
     return page(
@@ -174,7 +179,7 @@ def event(request: Request, tenant: str, subject: str, event_id: str, session: S
 
 @router.get("/t/{tenant}/access-log")
 def access_log(
-    request: Request, tenant: str, session: Seeing, before: Annotated[int | None, Query(ge=1)] = None
+    request: Request, tenant: TenantPath, session: Seeing, before: Annotated[int | None, Query(ge=1)] = None
 ) -> Response:
     """Who opened which subject's personal data, through the console or the API, newest first."""
     ledger: Ledger = _services(request).ledger
@@ -189,7 +194,7 @@ def access_log(
 
 
 @router.get("/t/{tenant}/receipts/{event_id}.json")
-def consent_receipt(request: Request, tenant: str, event_id: str, session: Seeing) -> Response:
+def consent_receipt(request: Request, tenant: TenantPath, event_id: EventPath, session: Seeing) -> Response:
     """The receipt of a consent, withdrawal or opt-out, as `consent-ledger receipt --json` writes it:
     checkable with `verify-receipt` and the published key alone."""
     found = receipt(_services(request).ledger, tenant, event_id)

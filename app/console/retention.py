@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.console.render import PAGE, page
 from app.console.sessions import Posted, Seeing, not_found
+from app.http.params import TenantPath
 from ledger.errors import UsageError
 from ledger.retention import parse_policy
 from projections.policies import adoptions
@@ -50,7 +51,7 @@ def _page(request: Request, tenant: str, start: str, whatif: WhatIf | None, prop
 @router.get("/t/{tenant}/retention")
 def retention(
     request: Request,
-    tenant: str,
+    tenant: TenantPath,
     session: Seeing,
     start: Annotated[str, Query(max_length=200, pattern=r"^[^\x00-\x1f]*$")] = "",
 ) -> Response:
@@ -59,7 +60,7 @@ def retention(
 
 
 @router.post("/t/{tenant}/retention/what-if")
-async def retention_what_if(request: Request, tenant: str, session: Posted) -> Response:
+async def retention_what_if(request: Request, tenant: TenantPath, session: Posted) -> Response:
     """Compare every held holding's expiry under the uploaded policy with the one in force."""
     if not session.key.sees(tenant):
         raise not_found(f"tenant {tenant!r}")
