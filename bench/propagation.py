@@ -69,7 +69,7 @@ def main() -> None:
         port = free_port()
         with (
             Publisher(found.kafka_bootstrap, settings) as publisher,
-            _process(env, "run"),
+            _process(env, "run", "--no-http"),  # the API is timed in a `serve` of its own
             _process(env | {"LEDGER_HTTP_PORT": str(port)}, "serve"),
             httpx.Client(
                 base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
@@ -163,8 +163,9 @@ def _background(publisher: Publisher, rate: int) -> Iterator[None]:
 
 
 @contextmanager
-def _process(env: dict[str, str], command: str) -> Iterator[None]:
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", command], env=env, stdout=subprocess.DEVNULL)
+def _process(env: dict[str, str], *command: str) -> Iterator[None]:
+    argv = [sys.executable, "-m", "app.cli", *command]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     try:
         yield
     finally:

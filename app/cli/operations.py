@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,16 @@ def register(command: Command) -> None:
     rebuild_cmd.add_argument(
         "--processes", type=positive, default=os.cpu_count() or 1, help="replay workers (default: cores)"
     )
-    until_idle(command("run", _run, "start the embedded stack and run every component in one process"))
+    run = until_idle(
+        command(
+            "run", _run, "start the embedded stack and run every component (and the HTTP API) in one process"
+        )
+    )
+    run.add_argument(
+        "--no-http",
+        action="store_true",
+        help="do not serve the HTTP API (else on LEDGER_HTTP_HOST:LEDGER_HTTP_PORT; never with --until-idle)",
+    )
     gen = command("generate", _generate, "write a realistic workload of events as JSON lines")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--tenants", type=int, default=3)
@@ -201,6 +211,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "projector": lambda: projector.run(until_idle=False, stop=stop, backoff=backoff),
             "scheduler": lambda: run_scheduler(sweeper, trigger, stop, backoff),
         }
+        if not args.no_http:
+            components["http"] = _api(services, stop)
         workers = [Supervised(name, start, stop, backoff) for name, start in components.items()]
         for worker in workers:
             worker.start()
@@ -215,6 +227,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         progress = projector.run(until_idle=True, backoff=Backoff.from_settings(settings, bounded=True))
     print(f"{totals.summary()}, projected {progress.applied}")
     return 0
+
+
+def _api(services: Services, stop: threading.Event) -> Callable[[], object]:
+    """The HTTP API as a component of `run`, over services of its own (its own connections, so a
+    burst of requests never waits for the consumer's); the port is taken now, or `run` stops here."""
+    from app.http.server import Component
+
+    settings = services.settings
+    endpoints = stack.Endpoints(services.database_url, services.kafka_bootstrap)
+    api = Component(Services(settings, endpoints), stop)
+    print(
+        f"serving the HTTP API on http://{settings.http_host}:{settings.http_port} (docs at /docs)",
+        flush=True,
+    )
+    return api
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
