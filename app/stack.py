@@ -98,8 +98,8 @@ def kafka_bootstrap(settings: Settings) -> str:
                 "check LEDGER_KAFKA_BOOTSTRAP"
             )
         return settings.kafka_bootstrap
-    bootstrap = f"127.0.0.1:{settings.broker_port}"
-    if _broker_pid(settings) is None or not _port_open(bootstrap):
+    bootstrap = _embedded_bootstrap(settings)
+    if bootstrap is None or not _port_open(bootstrap):
         raise ServiceUnavailable(
             "the Kafka broker is not running: start the embedded stack with `consent-ledger up`, "
             "or point LEDGER_KAFKA_BOOTSTRAP at a running broker"
@@ -133,9 +133,9 @@ def status(settings: Settings) -> list[Service]:
     if settings.kafka_bootstrap:
         kafka = Service("kafka", settings.kafka_bootstrap, _port_open(settings.kafka_bootstrap), False)
     else:
-        bootstrap = f"127.0.0.1:{settings.broker_port}"
-        running = _broker_pid(settings) is not None and _port_open(bootstrap)
-        kafka = Service("kafka", bootstrap, running, True)
+        running_at = _embedded_bootstrap(settings)
+        bootstrap = running_at or f"127.0.0.1:{settings.broker_port}"
+        kafka = Service("kafka", bootstrap, running_at is not None and _port_open(running_at), True)
     return [postgres, kafka]
 
 
@@ -148,6 +148,7 @@ def down(settings: Settings) -> list[str]:
         _wait(lambda: not _alive(pid), 10, "the broker did not stop")
         stopped.append("kafka")
     (settings.home / "broker.pid").unlink(missing_ok=True)
+    (settings.home / "broker.port").unlink(missing_ok=True)
     if not settings.database_url and _embedded_postgres_url(settings):
         _stop(_pgserver().get_server(settings.home / "pg", cleanup_mode=None))
         stopped.append("postgresql")
@@ -236,9 +237,10 @@ def _embedded_postgres_url(settings: Settings) -> str | None:
 
 
 def _start_broker(settings: Settings) -> str:
+    running = _embedded_bootstrap(settings)
+    if running is not None and _port_open(running):
+        return running
     bootstrap = f"127.0.0.1:{settings.broker_port}"
-    if _broker_pid(settings) is not None and _port_open(bootstrap):
-        return bootstrap
     if _port_open(bootstrap):
         raise ServiceUnavailable(
             f"port {settings.broker_port} is taken by another program: set LEDGER_BROKER_PORT to a free port"
@@ -260,8 +262,22 @@ def _start_broker(settings: Settings) -> str:
         setsid=True,
     )
     (settings.home / "broker.pid").write_text(str(pid))
+    (settings.home / "broker.port").write_text(str(settings.broker_port))
     _wait(lambda: _port_open(bootstrap), 15, f"the broker did not open {bootstrap}: see {log}")
     return bootstrap
+
+
+def _embedded_bootstrap(settings: Settings) -> str | None:
+    """Where the embedded broker listens when it runs: on the port it was started with, recorded beside
+    its pid, so a command run without the LEDGER_BROKER_PORT that `up` had still finds it (and never
+    takes whatever else listens on the default port for it)."""
+    if _broker_pid(settings) is None:
+        return None
+    try:
+        port = int((settings.home / "broker.port").read_text())
+    except (FileNotFoundError, ValueError):  # started before ports were recorded
+        port = settings.broker_port
+    return f"127.0.0.1:{port}"
 
 
 def _broker_pid(settings: Settings) -> int | None:
