@@ -1,6 +1,5 @@
 """Every `LEDGER_*` environment variable, read and validated in this one place."""
 
-import difflib
 import os
 import re
 import tomllib
@@ -14,6 +13,7 @@ from psycopg import conninfo
 
 from ledger.errors import ConfigError
 from ledger.keywords import KeywordTable
+from ledger.spelling import nearest
 from ledger.state import CHANNELS
 
 PREFIX = "LEDGER_"
@@ -306,7 +306,7 @@ class _Reader:
         for variable in sorted(set(self.from_file) - self.read):
             key = variable.removeprefix(PREFIX).lower()
             known = sorted(name.removeprefix(PREFIX).lower() for name in self.read)
-            near = difflib.get_close_matches(key, known, n=1)
+            near = nearest(key, known, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise ConfigError(
                 f"{self.path}: unknown setting {key!r}{hint}: keys are the LEDGER_* variables' names "

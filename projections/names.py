@@ -4,13 +4,13 @@ Tenants and systems are known from the data (the read model and the receipts of 
 categories, purposes and channels from the contract's closed vocabulary (schemas/vocabulary.v1.json).
 """
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 from psycopg.sql import SQL, Identifier
 
 import schemas
 from ledger.errors import UnknownName
+from ledger.spelling import nearest
 from ledger.store import Ledger
 from projections import tables
 
@@ -65,7 +65,7 @@ def require_systems(ledger: Ledger, tenant: str, given: Sequence[str]) -> None:
 def unknown(kind: str, name: str, known: Sequence[str], where: str = "") -> str:
     """`unknown KIND 'NAME'WHERE: did you mean ...?` naming the nearest known values."""
     what = f"unknown {kind} {name!r}{where}"
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    close = nearest(name, known)
     if close:
         return f"{what}: did you mean {' or '.join(close)}?"
     if not known:
