@@ -38,7 +38,7 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get install -y --no-install-recommends chromium || \
 	      { apt-get update && apt-get install -y --no-install-recommends chromium; } || \
-	      echo "could not install chromium: the browser tests will be skipped"; \
+	      { echo "could not install Debian's chromium with apt-get: the console's browser tests need it"; exit 1; }; \
 	  else \
 	    echo "no /usr/bin/chromium: run 'sudo apt-get install -y --no-install-recommends chromium', or the browser tests are skipped"; \
 	  fi; }
