@@ -214,34 +214,3 @@ def due_purges(state: SubjectState, rules: list[Rule], now: datetime) -> list[Du
 
 
 RIGHTS_DEADLINE = timedelta(days=30)  # GDPR Art. 12(3): one month, here counted as 30 days
-
-
-@dataclass(frozen=True)
-class Clock:
-    """A rights request's 30-day clock."""
-
-    tenant: str
-    subject: str
-    request_id: str
-    requested_at: datetime
-    deadline: datetime
-    overdue: bool
-
-
-def request_clocks(state: SubjectState, now: datetime, warn: timedelta) -> list[Clock]:
-    """The subject's open requests that are past their deadline or within `warn` of it."""
-    clocks = []
-    for request in state.deletion_requests.values():
-        deadline = shifted(request.requested_at, RIGHTS_DEADLINE)
-        if request.status == "open" and shifted(deadline, -warn) <= now:
-            clocks.append(
-                Clock(
-                    state.tenant,
-                    state.subject,
-                    request.request_id,
-                    request.requested_at,
-                    deadline,
-                    deadline < now,
-                )
-            )
-    return clocks

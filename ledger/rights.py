@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ledger.retention import add_duration, shifted
+from ledger.retention import END_OF_TIME, add_duration, shifted
 from ledger.state import (
     CHILDREN,
     HELD,
@@ -138,7 +138,7 @@ def clock(
         extension_note=note,
         status=request.status,
         answered_at=answered,
-        overdue=request.status == OPEN and now >= deadline,
+        overdue=request.status == OPEN and now >= deadline != END_OF_TIME,  # the end of time: never due
         late=answered is not None and answered >= deadline,
         seconds_left=None if request.status != OPEN else int((deadline - now).total_seconds()),
     )

@@ -155,9 +155,12 @@ class Settings:
             extra_channels=_extra_channels(reader),
         )
 
-    def forbids_child_data(self, tenant: str) -> bool:
-        """Whether the tenant's policy forbids holding a child's data (all but LEDGER_CHILD_DATA_TENANTS)."""
-        return tenant not in self.child_data_tenants
+    def child_erasure_within(self, tenant: str) -> timedelta | None:
+        """How soon a child's data must be erased where the tenant's policy forbids holding it (all
+        tenants but LEDGER_CHILD_DATA_TENANTS); None where it may hold it."""
+        if tenant in self.child_data_tenants:
+            return None
+        return timedelta(hours=self.child_erasure_hours)
 
     def channels_of(self, tenant: str) -> frozenset[str]:
         """The channels a tenant added to the vocabulary's (LEDGER_EXTRA_CHANNELS)."""

@@ -14,14 +14,12 @@ from ledger.retention import (
     LATER,
     SCHEDULED,
     UNCHANGED,
-    Clock,
     Due,
     Retention,
     Rule,
     due_purges,
     load_policy,
     parse_policy,
-    request_clocks,
     retention,
     shift,
 )
@@ -172,17 +170,7 @@ def open_orders(
         return ledger.orders.open_orders(curs, now - timedelta(days=confirm_days), tenant, subject)
 
 
-def overdue(ledger: Ledger, tenant: str, now: datetime, warn: timedelta) -> list[Clock]:
-    """The tenant's open rights requests past their 30-day deadline, or within `warn` of it."""
-    return [
-        clock
-        for state in subject_states(ledger, tenant, Skipped(), OPEN_REQUESTS)
-        for clock in request_clocks(state, now, warn)
-    ]
-
-
 HELD_HOLDINGS = SQL("SELECT DISTINCT tenant, subject FROM proj_holdings WHERE status = 'held'")
-OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_deletion_requests WHERE status = 'open'")
 
 
 def subject_states(
@@ -235,24 +223,3 @@ def _load(
             return list(tables.load(curs, page).values())
 
     return {(state.tenant, state.subject): state for state in skipped.together("read", keys, read)}
-
-
-@dataclass(frozen=True)
-class Late:
-    """What a tenant has past or near a deadline: rights requests and unconfirmed purge orders."""
-
-    requests: list[Clock]
-    purge_orders: list[dict[str, object]]
-
-    def as_json(self) -> dict[str, Any]:
-        """The `overdue --json` document."""
-        return {
-            "requests": [plain(asdict(clock)) for clock in self.requests],
-            "purge_orders": plain(self.purge_orders),
-        }
-
-
-def late(ledger: Ledger, tenant: str, now: datetime, warn: timedelta, confirm_days: int) -> Late:
-    """The tenant's rights requests past their deadline or within `warn` of it, and its purge orders
-    sent more than `confirm_days` before `now` and still unconfirmed."""
-    return Late(overdue(ledger, tenant, now, warn), unconfirmed_orders(ledger, tenant, now, confirm_days))

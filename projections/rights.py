@@ -11,7 +11,7 @@ from psycopg.sql import SQL
 from ledger.errors import UsageError
 from ledger.retry import Skipped
 from ledger.rights import ChildClock, RightsClock, child_clock, clocks, deadline_rules
-from ledger.state import OPEN
+from ledger.state import OPEN, RightsRequest
 from ledger.store import Ledger, RecordFact
 from ledger.times import rfc3339
 from projections.queries import plain
@@ -120,14 +120,10 @@ def export_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_export(
-    ledger: Ledger, tenant: str, subject: str, request_id: str, *, digest: str, at: datetime
-) -> str:
-    """Record that the export with SHA-256 `digest` answered the subject's open access or portability
-    request `request_id` (a `rights.fulfilled`, stored like any fact); return its event id. Refused
-    (UsageError) for a request that is not the subject's, not open, or of another right."""
-    state = ledger.subject(tenant, subject).state
-    request = state.rights_requests.get(request_id)
+def answerable(ledger: Ledger, tenant: str, subject: str, request_id: str) -> RightsRequest:
+    """The subject's open, verified access or portability request `request_id`, which an export may
+    answer; else UsageError saying why not."""
+    request = ledger.subject(tenant, subject).state.rights_requests.get(request_id)
     if request is None or request.right is None:
         raise UsageError(f"subject {subject!r} of tenant {tenant!r} has no rights request {request_id!r}")
     if request.right not in EXPORTED:
@@ -141,23 +137,30 @@ def record_export(
             f"request {request_id} is not verified: an export discloses personal data only to a verified "
             "requester (publish rights.verified first)"
         )
+    return request
+
+
+def record_export(
+    ledger: Ledger, tenant: str, subject: str, request_id: str, *, digest: str, at: datetime
+) -> str:
+    """Record that the export with SHA-256 `digest` answered the subject's request `request_id` (a
+    `rights.fulfilled`, stored like any fact and projected like one); return its event id. Refused
+    (UsageError) unless `answerable`."""
+    request = answerable(ledger, tenant, subject, request_id)
     event_id = f"export-{request_id}-{digest[:16]}"
     outcome = "copy_provided" if request.right == "access" else "export_provided"
     data = {"request_id": request_id, "right": request.right, "outcome": outcome, "export_sha256": digest}
-    ledger.append(
-        [
-            RecordFact(
-                tenant=tenant,
-                subject=subject,
-                event_id=event_id,
-                type="rights.fulfilled",
-                source=EXPORT_SOURCE,
-                occurred_at=at,
-                schema_version=1,
-                data=data,
-                personal={},
-                origin=f"export {rfc3339(at)}",
-            )
-        ]
+    fact = RecordFact(
+        tenant=tenant,
+        subject=subject,
+        event_id=event_id,
+        type="rights.fulfilled",
+        source=EXPORT_SOURCE,
+        occurred_at=at,
+        schema_version=1,
+        data=data,
+        personal={},
+        origin=f"export {rfc3339(at)}",
     )
+    ledger.append([fact])
     return event_id

@@ -208,8 +208,9 @@ def test_shortened_policy_changes_what_expires(ledger: Ledger, env: dict[str, st
 
 
 @pytest.mark.services
-def test_overdue_lists_rights_requests_past_or_near_30_days(ledger: Ledger, env: dict[str, str]) -> None:
-    """Open requests past 30 days are overdue, those within the warning window listed, completed not."""
+def test_overdue_lists_every_open_request_on_its_clock(ledger: Ledger, env: dict[str, str]) -> None:
+    """Every open request is listed, soonest due first: past 30 days overdue, within the warning window
+    due soon; completed ones are not."""
     day = 24 * 60
     crm = _holding("account_contact", "contract")
     ledger.append(
@@ -240,9 +241,10 @@ def test_overdue_lists_rights_requests_past_or_near_30_days(ledger: Ledger, env:
     Projector(ledger, page=100).run(until_idle=True)
     at = T0 + timedelta(days=31)
     shown = json.loads(cli(env, "overdue", "acme", "--at", at.isoformat(), "--json").stdout)
-    assert [(c["request_id"], c["overdue"]) for c in shown["requests"]] == [
-        ("r-near", False),
-        ("r-old", True),
+    assert [(c["request_id"], c["overdue"], c["due_soon"]) for c in shown["requests"]] == [
+        ("r-old", True, False),
+        ("r-near", False, True),
+        ("r-new", False, False),
     ]
     assert shown["purge_orders"] == []
     assert "unknown tenant 'globex'" in cli(env, "overdue", "globex", "--at", at.isoformat()).stderr

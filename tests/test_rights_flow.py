@@ -1,7 +1,10 @@
 """Rights end to end on the real broker and database: publish -> ingest -> project -> check, overdue,
 point in time, and an export recorded as the answer to an access request."""
 
+import hashlib
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +14,7 @@ from projections import queries
 from projections.projector import Projector
 from projections.rights import answered_late, children_due, export_digest, open_requests, record_export
 from projections.timeline import may_contact_at
-from tests.helpers import T0, collected, consent, event, ingest
+from tests.helpers import T0, cli, collected, consent, event, ingest
 
 pytestmark = pytest.mark.services
 
@@ -105,3 +108,53 @@ def test_a_child_is_overdue_until_its_data_is_deleted(settings: Settings, ledger
     assert found.subject == "kid" and found.overdue and found.systems == ["crm"]
     ingest(settings, ledger, event("acme", "kid", "deletion.completed", {"system": "crm"}, minutes=5000))
     assert children_due(ledger, "acme", T0 + timedelta(hours=100), within) == []
+
+
+def test_overdue_and_export_answers_on_the_command_line(
+    settings: Settings, ledger: Ledger, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`overdue` shows each open request with its deadline, extension and time left, and a child's data
+    on its clock; `export --answers` writes the file and records its SHA-256 as the access answer."""
+    ingest(
+        settings,
+        ledger,
+        event("acme", "cy", "data.collected", {**collected(), "jurisdiction": "US-CA"}, minutes=1),
+        event("acme", "cy", "rights.requested", _asked("r-ca", "access"), minutes=2),
+        event("acme", "cy", "rights.verified", {"request_id": "r-ca", "method": "email_link"}, minutes=3),
+        event("acme", "cy", "rights.extended", {"request_id": "r-ca", "reason": "complexity"}, minutes=4),
+        event("acme", "kid", "data.collected", collected(system="crm"), minutes=1),
+        event("acme", "kid", "age.signalled", {"age_band": "under_13"}, minutes=2),
+    )
+    at = (T0 + timedelta(days=50)).isoformat()
+    document = json.loads(cli(env, "overdue", "acme", "--at", at, "--json").stdout)
+    (request,) = document["requests"]
+    assert (request["request_id"], request["regime"], request["extended"], request["overdue"]) == (
+        "r-ca",
+        "CCPA, Cal. Civ. Code 1798.130(a)(2)",
+        True,
+        False,
+    )
+    assert request["deadline"] == "2026-04-02T00:00:00Z"  # 1 January + 90 days is 1 April, to its end
+    assert [(c["subject"], c["overdue"]) for c in document["children"]] == [("kid", True)]
+    text = cli(env, "overdue", "acme", "--at", at).stdout
+    assert (
+        "cy: access request r-ca (CCPA" in text and "extended (complexity)" in text and "d 0 h left" in text
+    )
+    assert "kid: a child's data (all data, held in crm)" in text and "overdue by" in text
+    allowed = cli({**env, "LEDGER_CHILD_DATA_TENANTS": "acme"}, "overdue", "acme", "--at", at, "--json")
+    assert json.loads(allowed.stdout)["children"] == []
+
+    out = tmp_path / "cy.json"
+    refused = cli(env, "export", "acme", "cy", "--out", str(out), "--answers", "r-nope")
+    assert refused.returncode == 2 and "no rights request 'r-nope'" in refused.stderr and not out.exists()
+    answered = cli(env, "export", "acme", "cy", "--out", str(out), "--answers", "r-ca")
+    assert answered.returncode == 0, answered.stderr
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert digest in answered.stdout
+    Projector(ledger, settings.projection_page).run(until_idle=True)
+    shown = json.loads(cli(env, "subject", "acme", "cy", "--json").stdout)
+    (clock,) = shown["rights_requests"]
+    assert (clock["status"], clock["late"]) == ("fulfilled", True)  # answered now, long after April
+    assert queries.subject_state(ledger, "acme", "cy").rights_requests["r-ca"].export_sha256 == digest
+    again = cli(env, "export", "acme", "cy", "--out", str(out), "--answers", "r-ca")
+    assert again.returncode == 2 and "answered (fulfilled) already" in again.stderr

@@ -7,16 +7,17 @@ stored.
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from consumers.scheduler import Sweeper
-from ledger.retention import END_OF_TIME, SCHEDULED, Rule, add_duration, request_clocks, retention
+from ledger.retention import END_OF_TIME, SCHEDULED, Rule, add_duration, retention
+from ledger.rights import clocks, deadline_rules
 from ledger.settings import Settings
-from ledger.state import DeletionRequest, Holding, SubjectState
+from ledger.state import Holding, RightsRequest, SubjectState
 from ledger.store import Ledger, RecordFact
 from projections.projector import Projector
 from projections.retention import expired, rules_in_force
@@ -60,10 +61,11 @@ def test_an_expiry_past_the_calendar_is_scheduled_never_due() -> None:
 
 def test_a_rights_request_made_at_the_last_instant_has_a_deadline() -> None:
     """The 30-day clock of a request stored at 9999-12-31 neither overflows nor comes due."""
-    request = DeletionRequest("r1", None, True, LAST_INSTANT, "open", None, "e1")
-    state = SubjectState("acme", "far", deletion_requests={"r1": request})
-    assert request_clocks(state, datetime(2030, 1, 1, tzinfo=UTC), timedelta(days=36_500)) == []
-    assert request_clocks(state, END_OF_TIME, timedelta(0))[0].deadline == END_OF_TIME
+    request = RightsRequest("r1", right="erasure", requested_at=LAST_INSTANT)
+    state = SubjectState("acme", "far", rights_requests={"r1": request})
+    (far,) = clocks(state, datetime(2030, 1, 1, tzinfo=UTC), deadline_rules())
+    assert far.deadline == END_OF_TIME and not far.overdue
+    assert not clocks(state, END_OF_TIME, deadline_rules())[0].overdue
 
 
 @pytest.mark.services

@@ -3,6 +3,7 @@ counts, and who was exposed in a breach."""
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,11 @@ def register(command: Command) -> None:
         "export", _export, "write everything known about a subject as JSON (access, portability)", who=True
     )
     exp.add_argument("--out", type=Path, required=True, help="the file to write (mode 0600), or - for stdout")
+    exp.add_argument(
+        "--answers",
+        metavar="REQUEST",
+        help="record the export as the answer to this verified access or portability request",
+    )
     command("stats", _stats, "count stored events, subjects and dead letters", json=True)
     breach = command("breach", _breach, "whose data was exposed in a breach of these systems", json=True)
     breach.add_argument("tenant")
@@ -91,11 +97,30 @@ def _subject(args: argparse.Namespace, settings: Settings) -> int:
     )
     _section("deletion requests", document["deletion_requests"],
              "{request_id}: {status}, categories {categories}, requested {requested_at}")  # fmt: skip
+    for request in document["rights_requests"]:
+        request["clock"] = _clock(request)
+    _section("rights requests", document["rights_requests"],
+             "{request_id}: {right} via {channel}, requested {requested_at} ({regime}); {clock}")  # fmt: skip
     if document["recipients_unconfirmed"]:
         print(f"  recipients yet to confirm deletion: {', '.join(document['recipients_unconfirmed'])}")
     _section("legal holds", document["legal_holds"], "{hold_id}: {reason}, since {placed_at}")
     _section("violations", document["violations"], "{time} {category} in {system}: {reason} ({event_id})")
     return 0
+
+
+def _clock(request: dict[str, Any]) -> str:
+    """`STATUS`, and when it was due and answered or how long is left; an extension and why."""
+    from projections.rights import left
+
+    extended = f", extended ({request['extension_reason']})" if request["extended"] else ""
+    when = request["answered_at"]
+    said = (
+        f"{request['status']} {when}{' LATE' if request['late'] else ''}"
+        if when
+        else f"open, {left(request['seconds_left'])}"
+    )
+    note = f"; {request['extension_note']}" if request["extension_note"] else ""
+    return f"{said}, due before {request['deadline']}{extended}{note}"
 
 
 def _section(title: str, rows: list[dict[str, Any]], line: str) -> None:
@@ -151,12 +176,22 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from projections.export import export
+    from projections.rights import answerable, export_digest, record_export
 
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
-    document = export(services.ledger, args.tenant, args.subject, services.rules())
-    if write_out(args.out, json.dumps(document, indent=2) + "\n", private=True):
+    if args.answers:  # refused before anything is written
+        answerable(services.ledger, args.tenant, args.subject, args.answers)
+    text = json.dumps(export(services.ledger, args.tenant, args.subject, services.rules()), indent=2) + "\n"
+    to_file = write_out(args.out, text, private=True)
+    if to_file:
         print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")
+    if args.answers:
+        digest = export_digest(text)
+        at = datetime.now(UTC)
+        event = record_export(services.ledger, args.tenant, args.subject, args.answers, digest=digest, at=at)
+        said = f"recorded {event}: request {args.answers} fulfilled by the export with SHA-256 {digest}"
+        print(said, file=sys.stdout if to_file else sys.stderr)
     return 0
 
 

@@ -15,7 +15,8 @@ from ledger.retry import Backoff, Skipped
 from ledger.settings import Settings
 from projections import names, queries
 from projections.policies import adoptions
-from projections.retention import due_for_purge, late
+from projections.retention import due_for_purge
+from projections.rights import left, overdue
 
 
 def register(command: Command) -> None:
@@ -33,9 +34,11 @@ def register(command: Command) -> None:
         help="list what a sweep would order (as `purge --dry-run`); order nothing",
     )
     sched.add_argument("--at", type=moment, help="with --dry-run: as if it were this instant")
-    late = command("overdue", _overdue, "rights requests past or near their 30-day deadline", json=True)
+    late = command(
+        "overdue", _overdue, "open rights requests on their clocks, children's data, purge orders", json=True
+    )
     late.add_argument("tenant")
-    late.add_argument("--within", type=days, default=7, help="also list those due within this many days (7)")
+    late.add_argument("--within", type=days, default=7, help="flag requests due within this many days (7)")
     late.add_argument("--at", type=moment, help="as if it were this instant (RFC 3339)")
     adopt = command("adopt-policy", _adopt_policy, "record that a retention policy applies from now on")
     adopt.add_argument(
@@ -114,19 +117,40 @@ def _overdue(args: argparse.Namespace, settings: Settings) -> int:
     ledger = Services(settings).ledger
     names.require_tenant(ledger, args.tenant)
     now = args.at or datetime.now(UTC)
-    found = late(ledger, args.tenant, now, timedelta(days=args.within), settings.purge_confirm_days)
+    found = overdue(
+        ledger,
+        args.tenant,
+        now,
+        warn=timedelta(days=args.within),
+        confirm_days=settings.purge_confirm_days,
+        child_within=settings.child_erasure_within(args.tenant),
+    )
     if args.json:
         print_json(found.as_json())
         return 0
     for clock in found.requests:
-        state = "OVERDUE since" if clock.overdue else "due"
-        print(f"{clock.subject}: request {clock.request_id} {state} {queries.plain(clock.deadline)}")
+        extended = f", extended ({clock.extension_reason})" if clock.extended else ""
+        note = f"; {clock.extension_note}" if clock.extension_note else ""
+        soon = " SOON" if clock.request_id in found.due_soon else ""
+        assert clock.seconds_left is not None  # open requests have time left (or past)
+        print(
+            f"{clock.subject}: {clock.right} request {clock.request_id} ({clock.regime}{extended}) due "
+            f"before {queries.plain(clock.deadline)}, {left(clock.seconds_left)}{soon}{note}"
+        )
+    for child in found.children:
+        what = "all data" if child.categories is None else ", ".join(child.categories)
+        print(
+            f"{child.subject}: a child's data ({what}, held in {', '.join(child.systems)}) to erase before "
+            f"{queries.plain(child.deadline)}, {left(child.seconds_left)}"
+        )
     for order in found.purge_orders:
         what = f"purge order {order['order_id']} to {order['system']}"
         print(f"{order['subject']}: {what} unconfirmed since {queries.plain(order['sent_at'])}")
+    late = sum(clock.overdue for clock in found.requests)
     print(
-        f"{len(found.requests)} request(s) past or near their deadline, "
-        f"{len(found.purge_orders)} purge order(s) unconfirmed"
+        f"{len(found.requests)} open request(s), {late} overdue, {len(found.due_soon)} due within "
+        f"{args.within} days; {found.answered_late} answered late; {len(found.children)} child data "
+        f"clock(s); {len(found.purge_orders)} purge order(s) unconfirmed"
     )
     return 0
 

@@ -23,7 +23,8 @@ from projections.export import export
 from projections.history import history
 from projections.policies import adoptions
 from projections.receipts import receipt
-from projections.retention import due_for_purge, late
+from projections.retention import due_for_purge
+from projections.rights import overdue
 from projections.timeline import subject_document
 
 tenant_router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["reads"])
@@ -146,14 +147,14 @@ def breach(
 
 @tenant_router.get(
     "/overdue",
-    summary="rights requests near or past their deadline, unconfirmed purge orders",
+    summary="open rights requests on their clocks, children's data to erase, unconfirmed purge orders",
     responses=OBJECT,
 )
 def overdue_requests(
     request: Request,
     *,
     tenant: TenantPath,
-    within: Annotated[int, Query(ge=0, le=3650, description="also those due within this many days")] = 7,
+    within: Annotated[int, Query(ge=0, le=3650, description="flag requests due within this many days")] = 7,
     at: When = None,
     credentials: Key,
 ) -> Json:
@@ -161,8 +162,15 @@ def overdue_requests(
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
     now = at or datetime.now(UTC)
-    confirm_days = services.settings.purge_confirm_days
-    return Json(late(services.ledger, tenant, now, timedelta(days=within), confirm_days).as_json())
+    found = overdue(
+        services.ledger,
+        tenant,
+        now,
+        warn=timedelta(days=within),
+        confirm_days=services.settings.purge_confirm_days,
+        child_within=services.settings.child_erasure_within(tenant),
+    )
+    return Json(found.as_json())
 
 
 @tenant_router.get(
