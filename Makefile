@@ -4,6 +4,8 @@ BIN := $(VENV)/bin
 CLI := $(BIN)/consent-ledger
 DEMO := .ledger/demo
 PYTHON ?= python3
+# When the demo's unconfirmed purge orders are overdue (LEDGER_PURGE_CONFIRM_DAYS, 7, have passed).
+IN_8_DAYS = $$($(BIN)/python -c 'import datetime as d; print((d.datetime.now(d.UTC) + d.timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 
 .PHONY: install browser demo test lint type unit bench hostile down clean constraints
 
@@ -22,6 +24,12 @@ demo: install
 	$(CLI) publish $(DEMO)/events.jsonl
 	$(CLI) publish --unchecked $(DEMO)/bad.jsonl
 	LEDGER_LOG_LEVEL=warning $(CLI) run --until-idle
+	$(CLI) deadletters list --limit 3
+	LEDGER_LOG_LEVEL=warning $(CLI) purge-agent --system crm --handler consumers.sample_purge_handler:delete --until-idle
+	LEDGER_LOG_LEVEL=warning $(CLI) consume --until-idle
+	LEDGER_LOG_LEVEL=warning $(CLI) project --until-idle
+	LEDGER_LOG_LEVEL=warning $(CLI) scheduler --until-idle
+	$(CLI) overdue tenant-1 --at $(IN_8_DAYS) | tail -n 3
 	$(CLI) subject tenant-1 contact-000001
 	$(CLI) check tenant-1 contact-000001 --purpose service --channel sms
 	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel voice || true

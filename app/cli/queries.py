@@ -15,7 +15,7 @@ from app.cli.parser import Command, known_at, moment, word
 from ledger.errors import ServiceUnavailable, UsageError
 from ledger.retention import PURGE_ORDERED
 from ledger.settings import Settings
-from projections import names, queries
+from projections import deadletters, names, queries
 from projections.timeline import contact_decision, subject_document
 
 
@@ -199,12 +199,16 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     services = Services(settings)
     tenants = queries.counts(services.ledger)
     projection_lag = queries.progress(services.ledger).lag
-    deadlettered, consumer_lag, note = _from_broker(services)
+    kept = deadletters.figures(services.ledger)[0].values()
+    deadlettered = sum(sum(statuses.values()) for statuses in kept)
+    still_open = sum(statuses["open"] for statuses in kept)
+    consumer_lag, note = _from_broker(services)
     if args.json:
         print_json(
             {
                 "tenants": tenants,
                 "deadlettered": deadlettered,
+                "deadletters_open": still_open,
                 "consumer_lag": consumer_lag,
                 "projection_lag": projection_lag,
                 "note": note,
@@ -213,7 +217,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for tenant, numbers in tenants.items():
         print(f"{tenant:<16} events {numbers['events']:>8}  subjects {numbers['subjects']:>7}")
-    print(f"dead-lettered    {'unknown' if deadlettered is None else deadlettered:>8}")
+    print(f"dead-lettered    {deadlettered:>8}  kept in PostgreSQL, {still_open} open (`deadletters list`)")
     print(
         f"consumer lag     {'unknown' if consumer_lag is None else consumer_lag:>8}  messages not yet stored"
     )
@@ -223,18 +227,17 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _from_broker(services: Services) -> tuple[int | None, int | None, str | None]:
-    """Messages on the dead-letter topic and the consumer group's lag; None, and why, when the broker
-    cannot say (the rest of `stats` comes from PostgreSQL and needs no broker)."""
+def _from_broker(services: Services) -> tuple[int | None, str | None]:
+    """The consumer group's lag; None, and why, when the broker cannot say (the rest of `stats` comes
+    from PostgreSQL and needs no broker)."""
     from consumers import kafka
 
     settings = services.settings
     try:
         bootstrap = services.kafka_bootstrap
     except ServiceUnavailable as error:
-        return None, None, f"dead letters and consumer lag not counted: {error}"
-    deadlettered = len(kafka.read_all(bootstrap, settings.deadletter_topic, settings))
-    return deadlettered, kafka.consumer_lag(bootstrap, settings), None
+        return None, f"consumer lag not counted: {error}"
+    return kafka.consumer_lag(bootstrap, settings), None
 
 
 def _breach(args: argparse.Namespace, settings: Settings) -> int:
