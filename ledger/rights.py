@@ -101,6 +101,7 @@ class RightsClock:
     overdue: bool  # open, and now past its deadline
     late: bool  # answered at or after its deadline
     seconds_left: int | None  # open: until the deadline (negative once overdue)
+    event_id: str | None  # the request's event
 
 
 def clock(
@@ -141,6 +142,7 @@ def clock(
         overdue=request.status == OPEN and now >= deadline != END_OF_TIME,  # the end of time: never due
         late=answered is not None and answered >= deadline,
         seconds_left=None if request.status != OPEN else int((deadline - now).total_seconds()),
+        event_id=request.event_id,
     )
 
 

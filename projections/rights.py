@@ -3,7 +3,7 @@ children's data is on its short clock, and `export` recording the answer to an a
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.sql import SQL
@@ -19,7 +19,7 @@ from projections.retention import subject_states, unconfirmed_orders
 
 OPEN_REQUESTS = SQL("SELECT DISTINCT tenant, subject FROM proj_rights_requests WHERE status = 'open'")
 CHILD_SIGNALS = SQL("SELECT DISTINCT tenant, subject FROM proj_child_signals WHERE true")
-ANSWERED = SQL("SELECT DISTINCT tenant, subject FROM proj_rights_requests WHERE answered_at IS NOT NULL")
+REQUESTED = SQL("SELECT DISTINCT tenant, subject FROM proj_rights_requests WHERE requested_at IS NOT NULL")
 EXPORTED = ("access", "portability")  # the rights an export answers
 EXPORT_SOURCE = "urn:consent-ledger:export"
 
@@ -35,22 +35,21 @@ def open_requests(ledger: Ledger, tenant: str, now: datetime) -> list[RightsCloc
     return sorted(found, key=lambda c: (c.deadline, c.subject, c.request_id))
 
 
-def answered_late(
-    ledger: Ledger, tenant: str, since: datetime | None = None, until: datetime | None = None
+def late_requests(
+    ledger: Ledger, tenant: str, now: datetime, start: datetime | None = None, end: datetime | None = None
 ) -> list[RightsClock]:
-    """The tenant's requests answered at or after their deadline (answered in [since, until) when
-    given), oldest answer first: what a violations report counts."""
-    now = datetime.now(UTC)  # a clock's `late` depends on its answer alone
+    """The tenant's requests whose deadline passed before they were answered (answered late, or still
+    open at `now`), with the deadline in [start, end) when given, by deadline: what the violations
+    report lists, and `overdue` counts."""
     late = [
         found
-        for state in subject_states(ledger, tenant, Skipped(), ANSWERED)
+        for state in subject_states(ledger, tenant, Skipped(), REQUESTED)
         for found in clocks(state, now, deadline_rules())
-        if found.late
-        and found.answered_at is not None
-        and (since is None or found.answered_at >= since)
-        and (until is None or found.answered_at < until)
+        if (found.late or found.overdue)
+        and (start is None or found.deadline >= start)
+        and (end is None or found.deadline < end)
     ]
-    return sorted(late, key=lambda c: (c.answered_at or now, c.subject, c.request_id))
+    return sorted(late, key=lambda c: (c.deadline, c.subject, c.request_id))
 
 
 def children_due(ledger: Ledger, tenant: str, now: datetime, within: timedelta) -> list[ChildClock]:
@@ -103,7 +102,7 @@ def overdue(
         requests=requests,
         children=[] if child_within is None else children_due(ledger, tenant, now, child_within),
         purge_orders=unconfirmed_orders(ledger, tenant, now, confirm_days),
-        answered_late=len(answered_late(ledger, tenant, until=now)),
+        answered_late=sum(clock.late for clock in late_requests(ledger, tenant, now)),
         due_soon={c.request_id for c in requests if not c.overdue and c.deadline - now <= warn},
     )
 

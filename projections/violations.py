@@ -13,11 +13,13 @@ from typing import Any, cast
 from psycopg.sql import SQL
 
 from ledger import violations as kinds
-from ledger.retention import RIGHTS_DEADLINE, Rule
+from ledger.retention import Rule
+from ledger.rights import RightsClock
 from ledger.store import Ledger
 from ledger.violations import Word, business_days, judge_contact
 from projections.queries import plain
 from projections.retention import due_for_purge, unconfirmed_orders
+from projections.rights import late_requests
 
 # The latest word on the contact's purpose and channel by event time, among all (now) or among what
 # was stored before the contact in the subject's log (then). Ties go to the later stored, as in the fold.
@@ -43,12 +45,6 @@ _CONTACTS = SQL(
 _COLLECTED = SQL(
     "SELECT subject, event_id, category, system, time, reason FROM proj_violations "
     "WHERE tenant = %(tenant)s AND time >= %(start)s AND time < %(end)s ORDER BY time, subject"
-)
-_REQUESTS = SQL(
-    "SELECT subject, request_id, event_id, requested_at, completed_at FROM proj_deletion_requests "
-    "WHERE tenant = %(tenant)s AND requested_at + %(deadline)s >= %(start)s "
-    "AND requested_at + %(deadline)s < %(end)s "
-    "AND coalesce(completed_at, %(now)s) > requested_at + %(deadline)s ORDER BY requested_at, subject"
 )
 _SHARES = SQL(
     "SELECT subject, event_id, recipient, recipient_type, time FROM proj_shares "
@@ -135,7 +131,6 @@ def violations(
         "start": period.start,
         "end": period.end,
         "now": period.now,
-        "deadline": RIGHTS_DEADLINE,
     }
     notes: list[str] = []
     with ledger.writer.datastore.transaction() as curs:
@@ -153,8 +148,8 @@ def violations(
             )
             for row in curs.fetchall()
         ]
-        curs.execute(_REQUESTS, params)
-        entries += [_late_request(row, period.now) for row in curs.fetchall()]
+        late = late_requests(ledger, tenant, period.now, period.start, period.end)
+        entries += [_late_request(clock, period.now) for clock in late]
         entries += _undeclared(curs, ledger, tenant, params, notes)
         entries += _retention(curs, ledger, tenant, period, rules=retention_rules, confirm_days=confirm_days)
     entries.sort(key=lambda entry: (entry.time, entry.subject, entry.kind))
@@ -235,21 +230,24 @@ def _obeyed_late(measure: dict[str, Any]) -> Entry:
     )
 
 
-def _late_request(row: dict[str, Any], now: datetime) -> Entry:
-    deadline = row["requested_at"] + RIGHTS_DEADLINE
-    answered = row["completed_at"]
-    said = "still open" if answered is None else f"completed at {plain(answered)}"
+def _late_request(clock: RightsClock, now: datetime) -> Entry:
+    """A request answered after its deadline under its jurisdiction's rule, or still open past it."""
+    answered = clock.answered_at
+    said = "still open" if answered is None else f"{clock.status} at {plain(answered)}"
     return Entry(
         kinds.REQUEST_ANSWERED_LATE,
-        row["subject"],
-        deadline,
-        f"deletion request {row['request_id']} {said}, past its deadline of {plain(deadline)}",
-        [row["event_id"]],
+        clock.subject,
+        clock.deadline,
+        f"{clock.right} request {clock.request_id} {said}, past its deadline of {plain(clock.deadline)} "
+        f"({clock.regime})",
+        [] if clock.event_id is None else [clock.event_id],
         {
-            "request_id": row["request_id"],
-            "requested_at": row["requested_at"],
+            "request_id": clock.request_id,
+            "right": clock.right,
+            "regime": clock.regime,
+            "requested_at": clock.requested_at,
             "answered_at": answered,
-            "days_late": round(((answered or now) - deadline) / timedelta(days=1), 1),
+            "days_late": round(((answered or now) - clock.deadline) / timedelta(days=1), 1),
         },
     )
 

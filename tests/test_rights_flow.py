@@ -12,7 +12,7 @@ from ledger.settings import Settings
 from ledger.store import Ledger
 from projections import queries
 from projections.projector import Projector
-from projections.rights import answered_late, children_due, export_digest, open_requests, record_export
+from projections.rights import children_due, export_digest, late_requests, open_requests, record_export
 from projections.timeline import may_contact_at
 from tests.helpers import T0, cli, collected, consent, event, ingest
 
@@ -90,8 +90,9 @@ def test_export_answers_the_access_request_and_late_answers_are_counted(
         digest,
         "copy_provided",
     )
-    assert [late.request_id for late in answered_late(ledger, "acme")] == ["r1"]
-    assert answered_late(ledger, "acme", until=T0 + timedelta(days=39)) == []
+    now = T0 + timedelta(days=41)
+    assert [(late.request_id, late.late) for late in late_requests(ledger, "acme", now)] == [("r1", True)]
+    assert late_requests(ledger, "acme", now, end=T0 + timedelta(days=31)) == []  # due 1 February
     assert open_requests(ledger, "acme", T0 + timedelta(days=41)) == []
 
 
