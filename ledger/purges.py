@@ -181,6 +181,21 @@ class OrderBook:
             for row in curs.fetchall()
         }
 
+    def counts(self, curs: Cursor, confirm_within: datetime) -> dict[str, int]:
+        """Over every tenant: orders not yet confirmed (`open`), those of them sent before
+        `confirm_within` (`overdue`), and orders confirmed (`confirmed`)."""
+        curs.execute(
+            SQL(
+                "SELECT count(*) FILTER (WHERE confirmed_at IS NULL) AS open, "
+                "count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS confirmed, "
+                "count(*) FILTER (WHERE confirmed_at IS NULL AND sent_at < %s) AS overdue FROM {}"
+            ).format(self.table),
+            (confirm_within,),
+        )
+        row = curs.fetchone()
+        assert row is not None  # an aggregate without GROUP BY always answers one row
+        return {"open": row["open"], "confirmed": row["confirmed"], "overdue": row["overdue"]}
+
     def overdue(self, curs: Cursor, tenant: str, confirm_within: datetime) -> list[dict[str, object]]:
         """The tenant's orders sent before `confirm_within` and still unconfirmed."""
         curs.execute(

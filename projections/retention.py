@@ -204,6 +204,13 @@ def subject_states(
         after, compare = keys[-1], SQL(">")
 
 
+def order_counts(ledger: Ledger, now: datetime, confirm_days: int) -> dict[str, int]:
+    """Purge orders of every tenant: `open` (unconfirmed), `overdue` (unconfirmed `confirm_days` after
+    they were sent, as of `now`) and `confirmed`."""
+    with ledger.writer.datastore.transaction() as curs:
+        return ledger.orders.counts(curs, now - timedelta(days=confirm_days))
+
+
 def unconfirmed_orders(
     ledger: Ledger, tenant: str, now: datetime, confirm_days: int
 ) -> list[dict[str, object]]:

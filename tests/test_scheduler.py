@@ -18,7 +18,7 @@ from ledger.store import Ledger
 from projections import queries
 from projections.history import history
 from projections.projector import Projector
-from projections.retention import expired, rules_in_force
+from projections.retention import expired, order_counts, rules_in_force
 from tests.helpers import T0, cli, collected, fact
 
 pytestmark = pytest.mark.services
@@ -155,13 +155,16 @@ def test_a_sweep_killed_before_shredding_shreds_on_the_next_one(
     done = sweeper.sweep(DUE + timedelta(days=2))
     assert done is not None and done.shredded == [("acme", "ola")] and done.confirmed == [("acme", "ola")]
     assert history(ledger, "acme", "ola")[0].personal == "erased"
+    assert order_counts(ledger, DUE, 30) == {"open": 0, "confirmed": 2, "overdue": 0}
 
 
 def test_unconfirmed_order_is_resent_and_flagged_overdue(
-    sweeper: Sweeper, settings: Settings, env: dict[str, str]
+    sweeper: Sweeper, settings: Settings, env: dict[str, str], ledger: Ledger
 ) -> None:
-    """An order nobody confirms within the confirmation time goes out again, flagged overdue."""
+    """An order nobody confirms within the confirmation time goes out again, flagged overdue (and
+    counted so, as /metrics reports it)."""
     sweeper.sweep(DUE)
+    assert order_counts(ledger, DUE, settings.purge_confirm_days) == {"open": 2, "confirmed": 0, "overdue": 0}
     late = sweeper.sweep(DUE + timedelta(days=settings.purge_confirm_days, seconds=1))
     assert late is not None and len(late.sent) == 2 and all(order.overdue for order in late.sent)
     resent = [o for o in _orders(settings) if o["data"]["resend"] == 1]  # type: ignore[index]
@@ -169,6 +172,8 @@ def test_unconfirmed_order_is_resent_and_flagged_overdue(
     at = (DUE + timedelta(days=2 * settings.purge_confirm_days, seconds=2)).isoformat()
     listed = json.loads(cli(env, "overdue", "acme", "--at", at, "--json").stdout)
     assert sorted(o["system"] for o in listed["purge_orders"]) == ["billing", "crm"]
+    counted = order_counts(ledger, datetime.fromisoformat(at), settings.purge_confirm_days)
+    assert counted == {"open": 2, "confirmed": 0, "overdue": 2}
 
 
 def test_two_schedulers_never_sweep_at_once(sweeper: Sweeper, settings: Settings) -> None:

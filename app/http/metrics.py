@@ -4,16 +4,16 @@ overdue, and the dead letters by reason class and status, and replays."""
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from psycopg.sql import SQL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bootstrap import Services
 from projections import deadletters, queries
+from projections.retention import order_counts
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -56,32 +56,20 @@ class LedgerState(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ledger = self.services.ledger
         reached = queries.progress(ledger)
-        cutoff = datetime.now(UTC) - timedelta(days=self.services.settings.purge_confirm_days)
-        with ledger.writer.datastore.transaction() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT count(*) FILTER (WHERE confirmed_at IS NULL) AS open, "
-                    "count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS confirmed, "
-                    "count(*) FILTER (WHERE confirmed_at IS NULL AND sent_at < %s) AS overdue FROM {}"
-                ).format(ledger.orders.table),
-                (cutoff,),
-            )
-            orders = curs.fetchone()
+        orders = order_counts(ledger, datetime.now(UTC), self.services.settings.purge_confirm_days)
         yield _gauge("ledger_events_position", "position of the newest stored event", reached.newest)
         yield _gauge("ledger_projection_position", "position the read model has reached", reached.projected)
         yield _gauge("ledger_projection_lag_events", "stored events not yet projected", reached.lag)
-        yield _gauge(
-            "ledger_purge_orders_open", "purge orders not confirmed yet", orders["open"] if orders else 0
-        )
+        yield _gauge("ledger_purge_orders_open", "purge orders not confirmed yet", orders["open"])
         yield _gauge(
             "ledger_purge_orders_overdue",
             "purge orders unconfirmed past LEDGER_PURGE_CONFIRM_DAYS",
-            orders["overdue"] if orders else 0,
+            orders["overdue"],
         )
         yield _gauge(
             "ledger_purge_orders_confirmed",
             "purge orders confirmed (deletion.completed stored)",
-            orders["confirmed"] if orders else 0,
+            orders["confirmed"],
         )
         letters, replays = deadletters.figures(ledger)
         family = GaugeMetricFamily(
