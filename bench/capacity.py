@@ -12,7 +12,8 @@ up, `check` and `breach` latency beside the SQL they run, where the bytes went, 
 PostgreSQL's storage options give on a sample of the stored rows. Runs in a fresh database on the
 server LEDGER_DATABASE_URL names, else on an embedded PostgreSQL of its own under
 `<LEDGER_HOME>/capacity` (started if needed, left running: `LEDGER_HOME=.ledger/capacity
-consent-ledger down` stops it). The database is dropped at the end. Never run by CI.
+consent-ledger down` stops it). The database is dropped at the end. SIGINT (Ctrl-C) or SIGTERM
+ends the appending early; the final measurements still run on what was stored. Never run by CI.
 """
 
 import argparse
@@ -105,8 +106,8 @@ def main() -> None:
 
 
 def _ingest(settings: Settings, url: str, count: int, every: int, plot: Path | None) -> Run:
-    """Append `count` events with the projector following; Ctrl-C (SIGINT) ends the appending early
-    and the run goes on to its final measurements with what was stored."""
+    """Append `count` events with the projector following; SIGINT (Ctrl-C) or SIGTERM ends the appending
+    early and the run goes on to its final measurements with what was stored."""
     key = MasterKey.generate()
     ledger = Ledger(url, key)
     context = multiprocessing.get_context("spawn")
@@ -118,12 +119,16 @@ def _ingest(settings: Settings, url: str, count: int, every: int, plot: Path | N
     )
     follower.start()
     measured = Run()
+    # A job started in the background of a script inherits SIGINT ignored: take both signals here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"\n{'events':>12} {'events/s':>9} {'rows/s':>9} {'COPY rows/s':>12} {'ratio':>6} "
           f"{'lag':>9} {'max lag':>9} {'B/event':>8}")  # fmt: skip
     try:
         _append(settings, ledger, measured, url=url, count=count, every=every, plot=plot)
     except KeyboardInterrupt:
-        print(f"interrupted: appending stopped after {measured.events:,} events")
+        print(f"interrupted: appending stopped after {measured.events:,} events", flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     started = time.perf_counter()
     while queries.progress(ledger).lag:
         time.sleep(0.5)
