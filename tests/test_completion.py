@@ -1,4 +1,4 @@
-"""`consent-ledger --version` and the bash completion script, which bash itself runs here."""
+"""`consent-ledger --version` and the completion scripts, which bash, zsh and fish themselves run here."""
 
 import shutil
 import subprocess
@@ -45,3 +45,41 @@ def test_completion_offers_a_commands_options_and_subcommands(script: str) -> No
     """After a command bash offers its own options, and a nested command's actions."""
     assert "--purpose" in _complete(script, "consent-ledger", "check", "--")
     assert _complete(script, "consent-ledger", "keys", "cr") == ["create"]
+
+
+def _shell(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (Debian package {name})")
+    return path
+
+
+def test_fish_completion_offers_commands_options_and_actions() -> None:
+    """fish, with the script `completion fish` prints loaded, offers the commands, a command's long
+    options and a nested command's actions."""
+    fish = _shell("fish")
+    script = cli({}, "completion", "fish").stdout
+    program = (
+        f"{script}\n"
+        'complete -C "consent-ledger su"; echo ---; complete -C "consent-ledger check --pu"; echo ---; '
+        'complete -C "consent-ledger keys cr"'
+    )
+    done = subprocess.run([fish, "--no-config", "-c", program], capture_output=True, text=True, check=True)
+    commands, options, actions = (part.split() for part in done.stdout.split("---"))
+    assert (commands, options, actions) == (["subject"], ["--purpose"], ["create"])
+
+
+def test_zsh_completion_runs_the_bash_script_through_bashcompinit() -> None:
+    """zsh loads the script `completion zsh` prints, registers it for the command, and it offers a
+    command's own words (zsh filters them by what is typed)."""
+    zsh = _shell("zsh")
+    script = cli({}, "completion", "zsh").stdout
+    program = (
+        f"{script}\n"
+        "print -r -- ${_comps[consent-ledger]}; setopt ksharrays\n"
+        "COMP_WORDS=(consent-ledger keys cr); COMP_CWORD=2; _consent_ledger; print -r -- ${COMPREPLY[@]}"
+    )
+    done = subprocess.run([zsh, "-f", "-c", program], capture_output=True, text=True, check=True)
+    registered, offered = done.stdout.splitlines()
+    assert registered == "_bash_complete -o filenames -F _consent_ledger"
+    assert "create" in offered.split() and "--purpose" not in offered.split()

@@ -1,5 +1,5 @@
-"""`completion bash`: a script derived from the command line parser, so it never lists a command or an
-option that does not exist (a static script: nothing is imported or run on each TAB)."""
+"""`completion bash|zsh|fish`: a script derived from the command line parser, so it never lists a command
+or an option that does not exist (a static script: nothing is imported or run on each TAB)."""
 
 import argparse
 import shlex
@@ -11,15 +11,48 @@ from ledger.settings import Settings
 def register(command: Command) -> None:
     """completion (listed last: it completes every command registered before or after it)."""
     shell = command(
-        "completion", _completion, 'print a shell completion script: eval "$(consent-ledger completion bash)"'
+        "completion",
+        _completion,
+        'print a shell completion script: eval "$(consent-ledger completion bash)" (or zsh; for fish: '
+        "consent-ledger completion fish | source)",
     )
-    shell.add_argument("shell", choices=["bash"])
+    shell.add_argument("shell", choices=["bash", "zsh", "fish"])
     shell.set_defaults(parser=command.root)
 
 
 def _completion(args: argparse.Namespace, settings: Settings) -> int:
-    print(bash_script(args.parser, args.parser.prog), end="")
+    scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
+    print(scripts[args.shell](args.parser, args.parser.prog), end="")
     return 0
+
+
+def zsh_script(parser: argparse.ArgumentParser, prog: str) -> str:
+    """The bash script, run by zsh's own bash-completion emulation (bashcompinit)."""
+    return (
+        f"# zsh completion for {prog}, through bashcompinit\n"
+        "autoload -U +X compinit && compinit\n"
+        "autoload -U +X bashcompinit && bashcompinit\n"
+    ) + bash_script(parser, prog)
+
+
+def fish_script(parser: argparse.ArgumentParser, prog: str) -> str:
+    """The script `consent-ledger completion fish | source` loads: commands at the first word, then
+    each command's long options and subcommands."""
+    words = _words(parser)
+    lines = [
+        f"# fish completion for {prog}",
+        f"complete -c {prog} -l help -l version -n __fish_use_subcommand",
+        f"complete -c {prog} -f -n __fish_use_subcommand -a {shlex.quote(' '.join(sorted(words)))}",
+    ]
+    for command, following in sorted(words.items()):
+        seen = shlex.quote(f"__fish_seen_subcommand_from {command}")
+        options = [word.removeprefix("--") for word in following if word.startswith("--")]
+        actions = [word for word in following if not word.startswith("-")]
+        if options:
+            lines.append(f"complete -c {prog} -n {seen} " + " ".join(f"-l {o}" for o in options))
+        if actions:
+            lines.append(f"complete -c {prog} -f -n {seen} -a {shlex.quote(' '.join(actions))}")
+    return "\n".join(lines) + "\n"
 
 
 def bash_script(parser: argparse.ArgumentParser, prog: str) -> str:
