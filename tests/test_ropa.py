@@ -22,6 +22,7 @@ from projections import drift as kinds
 from projections.drift import drift
 from projections.projector import Projector
 from projections.ropa import record_of_processing
+from tests.helpers import collected, fact
 
 pytestmark = pytest.mark.services
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "declaration.toml"
@@ -147,3 +148,54 @@ def test_drift_needs_a_declaration(ledger: Ledger) -> None:
     """Asking for drift before anything was declared is refused in one line naming `declare`."""
     with pytest.raises(Exception, match="declare tenant-9 FILE"):
         drift(ledger, "tenant-9", datetime(2026, 6, 1, tzinfo=UTC))
+
+
+def test_drift_names_each_departure_from_the_declaration(ledger: Ledger) -> None:
+    """A declared recipient used in another country and under another mechanism, a legal basis and a
+    category the purpose does not declare, data kept past the declared period and a category with no
+    declared period are each reported once."""
+    share = {
+        "recipient": "aws",
+        "recipient_type": "subprocessor",
+        "categories": ["account_contact"],
+        "purpose": "service",
+        "country": "IN",
+        "transfer_mechanism": "consent",
+    }
+    old = collected(category="content", system="messaging")
+    ledger.append(
+        [
+            fact("acme", "ann", "e1", "data.collected", data=collected() | {"legal_basis": "consent"}),
+            fact("acme", "ann", "e2", "data.collected", minutes=1, data=old),
+            fact("acme", "ann", "e3", "data.shared", minutes=2, data=share),
+        ]
+    )
+    Projector(ledger, page=100).run(until_idle=True)
+    declaration = """
+        version = 1
+        [[purpose]]
+        purpose = "service"
+        legal_bases = ["contract"]
+        categories = ["account_contact"]
+        [[recipient]]
+        name = "aws"
+        type = "subprocessor"
+        country = "US"
+        transfer_mechanism = "scc"
+        [[retention]]
+        id = "content-90d"
+        category = "content"
+        duration = "P90D"
+        trigger = "collected"
+    """
+    ledger.declare("acme", parse_declaration(declaration, "test"), "dpo", "test")
+    report = drift(ledger, "acme", datetime(2026, 6, 1, tzinfo=UTC)).as_json()
+    found = {(f["kind"], f["what"]) for f in report["drift"]}
+    assert found == {
+        (kinds.RECIPIENT_COUNTRY, "aws"),
+        (kinds.TRANSFER_MECHANISM, "aws"),
+        (kinds.LEGAL_BASIS, "consent for service"),
+        (kinds.UNDECLARED_CATEGORY, "content for service"),
+        (kinds.KEPT_PAST_DECLARED, "content"),
+        (kinds.NO_DECLARED_RETENTION, "account_contact"),
+    }
