@@ -79,12 +79,16 @@ PARTS = (
     Part("proj_legal_holds", LegalHold, "legal_holds", ("hold_id",)),
     Part("proj_violations", Violation, "violations", ("event_id",)),
     Part("proj_intervals", Interval, "intervals", ("opened_by",)),
-    Part("proj_consent_log", ConsentChange, "consent_log", ("event_id", "purpose")),
-    Part("proj_contacts", Contact, "contacts", ("event_id",)),
     Part("proj_rights_requests", RightsRequest, "rights_requests", ("request_id",)),
     Part("proj_keyword_stops", KeywordStop, "keyword_stops", ("purpose", "channel")),
     Part("proj_resubscribes", Resubscribe, "resubscribes", ("channel",)),
     Part("proj_child_signals", ChildSignal, "child_signals", ("event_id",)),
+)
+# Logs: rows are only ever added (a fact does not change), so `load` leaves them out and `save` adds
+# the rows a page folded, instead of reading a subject's every message back on each page.
+LOGS = (
+    Part("proj_consent_log", ConsentChange, "consent_log", ("event_id", "purpose")),
+    Part("proj_contacts", Contact, "contacts", ("event_id",)),
 )
 SUBJECT_COLUMN_TYPES = (
     ("first_seen", "timestamptz"),
@@ -145,7 +149,7 @@ def _create_tables(curs: Cursor, prefix: str) -> None:
             "erased_at timestamptz, account_closed_at timestamptz, PRIMARY KEY (tenant, subject))"
         ).format(Identifier(prefix + SUBJECTS_TABLE))
     )
-    for part in PARTS:
+    for part in (*PARTS, *LOGS):
         columns = SQL(", ").join(
             SQL("{} {}").format(Identifier(name), SQL(sql_type + ("" if nullable else " NOT NULL")))
             for name, sql_type, nullable in part.columns()
@@ -275,7 +279,7 @@ def _tables(
     subject_row = operator.attrgetter("tenant", "subject", *SUBJECT_COLUMNS)
     subject_columns = [("tenant", "text"), ("subject", "text"), *SUBJECT_COLUMN_TYPES]
     yield SUBJECTS_TABLE, subject_columns, [0, 1], map(subject_row, states)
-    for part in PARTS:
+    for part in (*PARTS, *LOGS):
         columns = [(name, sql_type) for name, sql_type, _ in part.columns()]
         item_row = operator.attrgetter(*(name for name, _ in columns))
         keyed = [("tenant", "text"), ("subject", "text"), *columns]
@@ -312,4 +316,4 @@ def _copy(
 
 def table_names() -> list[str]:
     """Every read-model table that holds subject state (not the positions)."""
-    return [SUBJECTS_TABLE, *(part.table for part in PARTS)]
+    return [SUBJECTS_TABLE, *(part.table for part in (*PARTS, *LOGS))]
