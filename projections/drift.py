@@ -36,10 +36,11 @@ _SHARES = SQL(
     "count(DISTINCT subject) AS subjects, min(event_id) AS example FROM proj_shares WHERE tenant = %s "
     "GROUP BY recipient, recipient_type, country, transfer_mechanism ORDER BY recipient"
 )
+# Per purpose, each category held for it and each legal basis it is held under (the other NULL).
 _HOLDINGS = SQL(
     "SELECT p.purpose, h.category, h.legal_basis, count(*) AS facts, count(DISTINCT h.subject) AS subjects "
     "FROM proj_holdings h CROSS JOIN LATERAL unnest(h.purposes) AS p(purpose) WHERE h.tenant = %s "
-    "GROUP BY p.purpose, h.category, h.legal_basis ORDER BY 1, 2, 3"
+    "GROUP BY GROUPING SETS ((p.purpose, h.category), (p.purpose, h.legal_basis)) ORDER BY 1, 2, 3"
 )
 _CATEGORIES = SQL(
     "SELECT category, count(*) AS facts, count(DISTINCT subject) AS subjects FROM proj_holdings "
@@ -142,17 +143,18 @@ def _processing(
     findings = []
     seen: Counter[str] = Counter()
     for row in holdings:
-        seen[row["purpose"]] += row["facts"]
+        if row["category"] is not None:  # each holding once: its category's row, not its basis's too
+            seen[row["purpose"]] += row["facts"]
         entry = declared.get(row["purpose"])
         counts = (row["facts"], row["subjects"], None)
         if entry is None:
             continue
-        if row["category"] not in entry["categories"]:
+        if row["category"] is not None and row["category"] not in entry["categories"]:
             what = f"{row['category']} for {row['purpose']}"
             findings.append(
                 Finding(UNDECLARED_CATEGORY, what, "held, not declared for this purpose", *counts)
             )
-        if row["legal_basis"] not in entry["legal_bases"]:
+        if row["legal_basis"] is not None and row["legal_basis"] not in entry["legal_bases"]:
             what = f"{row['legal_basis']} for {row['purpose']}"
             bases = ", ".join(entry["legal_bases"])
             findings.append(Finding(LEGAL_BASIS, what, f"the declaration gives {bases}", *counts))

@@ -27,14 +27,26 @@ _HELD_IN_PERIOD = (
     "AND (h.status = 'held' OR h.last_collected >= %(start)s)"
 )
 # One scan, every breakdown: distinct subjects are counted per grouping set, never summed.
+# The data subjects a holding implies: the platform's account holders where it is the controller,
+# the tenant's contacts where it processes for the tenant (or the event does not say).
+_KIND = " ".join(
+    [
+        "CASE h.role",
+        *(f"WHEN '{role}' THEN '{kind}'" for role, kind in words.SUBJECTS_BY_ROLE.items()),
+        "ELSE 'contact' END",
+    ]
+)
 _HOLDINGS = SQL(
-    "SELECT p.purpose, h.category, h.system, h.legal_basis, coalesce(h.role, 'unknown') AS role, "
-    "GROUPING(h.category, h.system, h.legal_basis, h.role) AS unused, "
+    "SELECT h.purpose, h.category, h.system, h.legal_basis, h.kind, "
+    "GROUPING(h.category, h.system, h.legal_basis, h.kind) AS unused, "
     "count(*) AS holdings, count(DISTINCT h.subject) AS subjects "
-    "FROM proj_holdings h CROSS JOIN LATERAL unnest(h.purposes) AS p(purpose) "
-    "WHERE " + _HELD_IN_PERIOD + " GROUP BY GROUPING SETS ((p.purpose), (p.purpose, h.category), "
-    "(p.purpose, h.system), (p.purpose, h.legal_basis), (p.purpose, h.role), "
-    "(p.purpose, h.system, h.legal_basis, h.role, h.category))"
+    "FROM (SELECT p.purpose, h.category, h.system, h.legal_basis, h.subject, " + _KIND + " AS kind "
+    "FROM proj_holdings h CROSS JOIN LATERAL unnest(h.purposes) AS p(purpose) WHERE "
+    + _HELD_IN_PERIOD
+    + ") h "
+    "GROUP BY GROUPING SETS ((h.purpose), (h.purpose, h.category), (h.purpose, h.system), "
+    "(h.purpose, h.legal_basis), (h.purpose, h.kind), "
+    "(h.purpose, h.system, h.legal_basis, h.kind, h.category))"
 )
 _SHARES = SQL(
     "SELECT s.purpose, s.recipient, s.recipient_type, s.country, s.transfer_mechanism, "
@@ -50,8 +62,8 @@ _CONTACTS = SQL(
     "SELECT purpose, channel, count(*) AS contacts, count(DISTINCT subject) AS subjects FROM proj_contacts "
     "WHERE tenant = %(tenant)s AND time >= %(start)s AND time < %(end)s GROUP BY purpose, channel"
 )
-# GROUPING(category, system, legal_basis, role): a bit set for each column the row is not grouped by.
-_FINEST, _PURPOSE, _CATEGORY, _SYSTEM, _BASIS, _ROLE = 0b0000, 0b1111, 0b0111, 0b1011, 0b1101, 0b1110
+# GROUPING(category, system, legal_basis, kind): a bit set for each column the row is not grouped by.
+_FINEST, _PURPOSE, _CATEGORY, _SYSTEM, _BASIS, _KINDS = 0b0000, 0b1111, 0b0111, 0b1011, 0b1101, 0b1110
 
 
 CSV_COLUMNS = [
@@ -69,7 +81,7 @@ class Record:
     end: datetime
     controller: str | None
     purposes: list[dict[str, Any]]
-    detail: list[dict[str, Any]]  # (purpose, system, legal basis, role, category) with counts
+    detail: list[dict[str, Any]]  # (purpose, system, legal basis, kind of subjects, category), counted
 
     def as_json(self) -> dict[str, Any]:
         """The `ropa --json` document."""
@@ -93,9 +105,9 @@ class Record:
                 for r in entry["recipients"]
             ]
             common = [
-                _counted(entry["data_subjects"], "kind"),
-                _counted(entry["legal_bases"], "legal_basis"),
-                _counted(entry["systems"], "system"),
+                counted(entry["data_subjects"], "kind"),
+                counted(entry["legal_bases"], "legal_basis"),
+                counted(entry["systems"], "system"),
                 "; ".join(shared),
                 "; ".join(
                     f"{r['category']}: {r['duration']} from {r['trigger']}" for r in entry["retention"]
@@ -116,7 +128,7 @@ class Record:
         for row in self.detail:
             declared = by_system[row["system"]][(row["purpose"], row["legal_basis"])]
             declared["categories"].update(words.FIDES_CATEGORIES[row["category"]])
-            declared["subjects"].add(words.FIDES_SUBJECTS[_subject_kind(row["role"])])
+            declared["subjects"].add(words.FIDES_SUBJECTS[row["kind"]])
         purposes = {entry["purpose"]: entry for entry in self.purposes}
         systems = []
         for system, declarations in sorted(by_system.items()):
@@ -199,8 +211,8 @@ def record_of_processing(
             part["systems"].append({"system": row["system"]} | counts)
         elif grouped == _BASIS:
             part["legal_bases"].append(_basis(row["legal_basis"]) | counts)
-        elif grouped == _ROLE:
-            part["data_subjects"].append(_subjects(row["role"]) | counts)
+        elif grouped == _KINDS:
+            part["data_subjects"].append(_subjects(row["kind"]) | counts)
     for row in shares:
         entry(row["purpose"])["recipients"].append(_recipient(row))
     for row in contacts:
@@ -220,14 +232,9 @@ def record_of_processing(
     return Record(tenant, start, end, controller, ordered, detail)
 
 
-def _counted(items: list[dict[str, Any]], name: str) -> str:
+def counted(items: list[dict[str, Any]], name: str) -> str:
+    """Items of a record's breakdown as `name (subjects)`, joined."""
     return "; ".join(f"{item[name]} ({item['subjects']})" for item in items)
-
-
-def _subject_kind(role: str) -> str:
-    """The data subjects a holding implies: the platform's account holders where it is the
-    controller, the tenant's contacts where it processes for the tenant (or says nothing)."""
-    return words.SUBJECTS_BY_ROLE.get(role, "contact")
 
 
 def _category(category: str) -> dict[str, Any]:
@@ -246,9 +253,8 @@ def _basis(basis: str) -> dict[str, Any]:
     }
 
 
-def _subjects(role: str) -> dict[str, Any]:
-    kind = _subject_kind(role)
-    return {"kind": kind, "role": role, "dpv": words.DPV_SUBJECTS[kind], "fides": words.FIDES_SUBJECTS[kind]}
+def _subjects(kind: str) -> dict[str, Any]:
+    return {"kind": kind, "dpv": words.DPV_SUBJECTS[kind], "fides": words.FIDES_SUBJECTS[kind]}
 
 
 def _recipient(row: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,8 @@ def test_auditor_role_answers_every_query_and_writes_nothing(
         (["overdue", "acme"], 0),
         (["purge", "--dry-run"], 0),
         (["policies"], 0),
+        (["violations", "acme", "--json"], 0),
+        (["ropa", "acme", "--format", "fides"], 0),
         (["stats"], 0),
         (["verify"], 0),
         (["tree-head"], 0),

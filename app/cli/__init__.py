@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.cli import audit, completion, deadletters, keys, operations, queries, retention, serve
+from app.cli import audit, completion, compliance, deadletters, keys, operations, queries, retention, serve
 from app.cli.errors import explain
 from app.cli.parser import Command, Handler, build
 from ledger import logs
@@ -34,7 +34,7 @@ from ledger.settings import Settings
 
 __all__ = ["CONCERNS", "Command", "main"]
 
-CONCERNS = (operations, queries, retention, deadletters, audit, serve, keys, completion)
+CONCERNS = (operations, queries, retention, compliance, deadletters, audit, serve, keys, completion)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
