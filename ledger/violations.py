@@ -7,6 +7,7 @@ judge each one, so the same words and clocks apply whatever found it.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ledger.contact import STORAGE_BOUND, Restriction
 from ledger.state import GRANTED, SERVICE
 from ledger.times import rfc3339
 
@@ -58,9 +59,11 @@ def judge_contact(
     erased_at: datetime | None,
     then: Word | None,
     now: Word | None,
+    restricted: Restriction | None = None,
 ) -> Verdict | None:
     """A contact made at `at`, judged by the latest word on its purpose and channel as the ledger
-    knew it when the contact was recorded (`then`) and as it knows it now (`now`); None if allowed.
+    knew it when the contact was recorded (`then`) and as it knows it now (`now`), and by a
+    restriction of processing in effect then; None if allowed.
 
     Transactional (`service`) messages need no consent and are never a violation.
     """
@@ -68,6 +71,12 @@ def judge_contact(
         return None
     if erased_at is not None and erased_at <= at:
         return Verdict(CONTACT_NOT_ALLOWED, f"the subject had been erased at {rfc3339(erased_at)}", [])
+    if restricted is not None and purpose not in STORAGE_BOUND:
+        since = rfc3339(restricted.since)
+        reason = f"processing was restricted since {since} by request {restricted.request_id} (GDPR Art. 18)"
+        return Verdict(
+            CONTACT_NOT_ALLOWED, reason, [] if restricted.event_id is None else [restricted.event_id]
+        )
     if then is None or then.state != GRANTED:
         said = "no consent recorded" if then is None else f"consent {then.state} since {rfc3339(then.at)}"
         ids = [] if then is None else [then.event_id]

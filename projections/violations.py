@@ -13,6 +13,7 @@ from typing import Any, cast
 from psycopg.sql import SQL
 
 from ledger import violations as kinds
+from ledger.contact import STORAGE_BOUND, Restriction
 from ledger.retention import Rule
 from ledger.rights import RightsClock
 from ledger.store import Ledger
@@ -29,18 +30,29 @@ LEFT JOIN LATERAL (SELECT event_id, state, at, recorded FROM proj_consent_log l
   AND l.channel = c.channel AND l.at <= c.time {}
   ORDER BY l.at DESC, l.version DESC LIMIT 1) {} ON true
 """
+# A restriction of processing in effect when the contact was made: requested by then, not lifted by
+# then, not refused by then (ledger.state.restriction_in_effect, at the contact's instant).
+_RESTRICTED = """
+LEFT JOIN LATERAL (SELECT request_id, requested_at, event_id FROM proj_rights_requests q
+  WHERE q.tenant = c.tenant AND q.subject = c.subject AND q."right" = 'restriction'
+  AND q.requested_at <= c.time AND (q.lifted_at IS NULL OR q.lifted_at > c.time)
+  AND NOT (q.status = 'refused' AND q.answered_at <= c.time)
+  ORDER BY q.requested_at, q.request_id LIMIT 1) r ON c.purpose <> ALL(%(storage_bound)s)
+"""
 _CONTACTS = SQL(
     "SELECT c.subject, c.event_id, c.purpose, c.channel, c.message_id, c.campaign, c.time, c.recorded, "
     "s.erased_at, now.event_id AS now_id, now.state AS now_state, now.at AS now_at, "
     "now.recorded AS now_recorded, then_.event_id AS then_id, then_.state AS then_state, "
-    "then_.at AS then_at, then_.recorded AS then_recorded "
+    "then_.at AS then_at, then_.recorded AS then_recorded, r.request_id AS restricted_by, "
+    "r.requested_at AS restricted_at, r.event_id AS restriction_event "
     "FROM proj_contacts c JOIN proj_subjects s ON s.tenant = c.tenant AND s.subject = c.subject "
     + _LATEST.format("", "now")
     + _LATEST.format("AND l.version < c.version", "then_")
+    + _RESTRICTED
     + "WHERE c.tenant = %(tenant)s AND c.purpose <> 'service' "
     "AND c.time >= %(start)s AND c.time < %(end)s "
     "AND (s.erased_at <= c.time OR now.state IS DISTINCT FROM 'granted' "
-    "OR then_.state IS DISTINCT FROM 'granted') ORDER BY c.time, c.subject"
+    "OR then_.state IS DISTINCT FROM 'granted' OR r.request_id IS NOT NULL) ORDER BY c.time, c.subject"
 )
 _COLLECTED = SQL(
     "SELECT subject, event_id, category, system, time, reason FROM proj_violations "
@@ -131,6 +143,7 @@ def violations(
         "start": period.start,
         "end": period.end,
         "now": period.now,
+        "storage_bound": list(STORAGE_BOUND),
     }
     notes: list[str] = []
     with ledger.writer.datastore.transaction() as curs:
@@ -164,8 +177,17 @@ def _contacts(rows: Sequence[dict[str, Any]]) -> tuple[list[Entry], list[dict[st
     for row in rows:
         then = _word(row, "then_")
         now = _word(row, "now_")
+        restricted = None
+        if row["restricted_by"] is not None:
+            restricted = Restriction(row["restricted_by"], row["restricted_at"], row["restriction_event"])
         verdict = judge_contact(
-            row["purpose"], row["channel"], row["time"], erased_at=row["erased_at"], then=then, now=now
+            row["purpose"],
+            row["channel"],
+            row["time"],
+            erased_at=row["erased_at"],
+            restricted=restricted,
+            then=then,
+            now=now,
         )
         if verdict is None:
             continue

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from ledger import violations as kinds
+from ledger.contact import Restriction
 from ledger.violations import Word, business_days, judge_contact
 from tests.helpers import T0
 
@@ -31,3 +32,19 @@ def test_business_days_skip_weekends() -> None:
     assert business_days(friday, friday + timedelta(days=14)) == 10
     assert business_days(friday, friday + timedelta(hours=2)) == 0
     assert business_days(friday, friday - timedelta(days=3)) == 0
+
+
+def test_a_restriction_refuses_all_but_storage_bound_purposes() -> None:
+    """While processing is restricted, a marketing contact is not allowed whatever the consent said;
+    a legal-compliance one still is."""
+    granted = Word("g", "granted", T0, T0)
+    restricted = Restriction("r1", T0, "q1")
+    at = T0 + MINUTE
+    refused = judge_contact(
+        "marketing", "sms", at, erased_at=None, then=granted, now=granted, restricted=restricted
+    )
+    assert refused is not None and refused.kind == kinds.CONTACT_NOT_ALLOWED and refused.event_ids == ["q1"]
+    kept = judge_contact(
+        "legal_compliance", "sms", at, erased_at=None, then=granted, now=granted, restricted=restricted
+    )
+    assert kept is None

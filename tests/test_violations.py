@@ -157,3 +157,25 @@ def test_violations_never_cross_tenants(ledger: Ledger) -> None:
     _store(ledger, "acme", "ann", ("contact.made", 0, _message("m1")))
     assert _report(ledger, "globex", T0 + timedelta(days=1))["violations"] == []
     assert len(_report(ledger, "acme", T0 + timedelta(days=1))["violations"]) == 1
+    assert len(_report(ledger, "acme", T0 + timedelta(days=1))["violations"]) == 1
+
+
+def test_a_contact_while_processing_is_restricted_is_not_allowed(ledger: Ledger) -> None:
+    """A marketing message sent while a restriction of processing stood is flagged with the restriction's
+    request and event, whatever the consent said; one sent after it was lifted is not."""
+    restriction = {"request_id": "r-hal", "right": "restriction", "channel": "email"}
+    _store(
+        ledger,
+        "acme",
+        "hal",
+        ("consent.given", 0, consent()),
+        ("rights.requested", 10, restriction),
+        ("contact.made", 20, _message("m-restricted")),
+        ("rights.lifted", 30, {"request_id": "r-hal"}),
+        ("contact.made", 40, _message("m-after-lift")),
+    )
+    report = _report(ledger, "acme", T0 + timedelta(days=1))
+    [entry] = report["violations"]
+    assert (entry["kind"], entry["message_id"]) == (kinds.CONTACT_NOT_ALLOWED, "m-restricted")
+    assert "restricted since 2026-01-01T00:10:00Z by request r-hal" in entry["reason"]
+    assert entry["event_ids"] == ["hal-2", "hal-1"]
