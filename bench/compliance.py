@@ -6,8 +6,9 @@ Builds each subject's state in Python (a marketing-by-SMS consent, an account an
 five marketing messages over two months, one in ten opting out after the second message, one in
 fifty of those opt-outs reaching the ledger after the messages it should have stopped, one in ten
 sharing with a sub-processor) and writes it by the projector's COPY. Then times `violations` (contacts
-judged then and now, and every other kind) and `record_of_processing`, beside a ceiling measured in
-the same run: one scan of the tenant's contacts joined to their latest word on consent. Never run by CI.
+judged then and now, and every other kind), the part of it that `purge --dry-run` shares, and
+`record_of_processing`, beside a ceiling measured in the same run: one scan of the tenant's contacts
+joined to their latest word on consent. Never run by CI.
 """
 
 import argparse
@@ -20,6 +21,7 @@ from ledger.retention import load_policy
 from ledger.state import GRANTED, HELD, OPTED_OUT, ConsentChange, Contact, Holding, Share, SubjectState
 from ledger.store import Ledger
 from projections import tables
+from projections.retention import due_for_purge
 from projections.ropa import record_of_processing
 from projections.violations import Period, violations
 
@@ -54,12 +56,16 @@ def main() -> None:
         report = violations(ledger, "big", Period(T0 - DAY, now, now), rules, confirm_days=7)
         judged = time.perf_counter() - began
         began = time.perf_counter()
+        due_for_purge(ledger, rules, now, 7, tenant="big")
+        retention = time.perf_counter() - began
+        began = time.perf_counter()
         record = record_of_processing(ledger, "big", T0 - DAY, now, rules)
         recorded = time.perf_counter() - began
         counts = {kind: n for kind, n in report.counts().items() if n}
         rows = (
             ("ceiling: contacts joined to their latest word", ceiling, ""),
             ("violations (every kind)", judged, f"({judged / ceiling:.1f}x the ceiling) found {counts}"),
+            ("  of which held past expiry (purge --dry-run)", retention, "(every held holding, in Python)"),
             ("record of processing", recorded, f"({len(record.purposes)} purposes)"),
         )
         for label, seconds, note in rows:
