@@ -28,7 +28,8 @@ def _letters(env: dict[str, str], *args: str) -> dict[str, Any]:
 def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> None:
     """Refused messages are listed with counts per class; `show` prints the original bytes and the
     access log records the operator reading them; `replay` answers 1 while letters stay refused;
-    `drop` records the decision; `stats` counts the letters from PostgreSQL."""
+    `drop` records the decision (a dropped letter named to `replay` exits 2); `stats` counts the
+    letters from PostgreSQL."""
     assert settings.kafka_bootstrap is not None
     wrong = orjson.dumps(event("acme", "ann", "consent.given", consent(purpose="spam")))
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
@@ -62,6 +63,7 @@ def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> N
     dropped = cli(env, "deadletters", "drop", str(letters["json"]), "--why", "garbage from a test")
     assert dropped.returncode == 0 and "garbage from a test" in dropped.stdout
     assert cli(env, "deadletters", "drop", str(letters["json"]), "--why", "again").returncode == 2
+    assert cli(env, "deadletters", "replay", str(letters["json"])).returncode == 2
     again = cli(env, "deadletters", "show", str(letters["json"]), "--json")
     assert json.loads(again.stdout)["status"] == "dropped" and "value" not in json.loads(again.stdout)
     stats = json.loads(cli(env, "stats", "--json").stdout)
@@ -69,12 +71,15 @@ def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> N
 
 
 def test_bad_arguments_are_refused_in_one_line(env: dict[str, str]) -> None:
-    """An unknown reason class, a letter that does not exist and a handler that cannot be imported
-    each exit 2 with one line saying what to fix."""
+    """An unknown reason class, a letter that does not exist (to show or to replay), an unknown
+    tenant's access log and a handler that cannot be imported each exit 2 with one line saying what
+    to fix."""
     assert cli(env, "migrate").returncode == 0
     cases = [
         (["deadletters", "replay", "--reason", "nonsense"], "invalid choice"),
         (["deadletters", "show", "12345"], "no dead letter 12345"),
+        (["deadletters", "replay", "12345"], "no dead letter 12345"),
+        (["access-log", "acmee"], "unknown tenant 'acmee'"),
         (["purge-agent", "--system", "crm", "--handler", "no_such_module:delete"], "no module"),
         (
             ["purge-agent", "--system", "crm", "--handler", "consumers.sample_purge_handler"],

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from app.bootstrap import Services
 from app.cli.output import print_json, shown, stop_on_signal
 from app.cli.parser import Command, moment, positive, until_idle
-from ledger.deadletters import REASON_CLASSES, STATUSES, DeadLetter, Selection
+from ledger.deadletters import OPEN, REASON_CLASSES, STATUSES, DeadLetter, Selection
 from ledger.errors import UsageError
 from ledger.purges import PurgeOrder
 from ledger.settings import Settings
@@ -103,8 +103,13 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.replay import replay
 
     services = Services(settings)
+    ledger = services.migrate()
+    for letter_id in args.ids:  # a letter named that cannot be replayed is a mistake, not "tried 0"
+        named = deadletters.letter(ledger, letter_id)
+        if named.status != OPEN:
+            raise UsageError(f"dead letter {letter_id} is {named.status}: only an open one can be replayed")
     done = replay(
-        services.migrate(),
+        ledger,
         services.contract,
         Selection(ids=tuple(args.ids), reason_class=args.reason),
         datetime.now(UTC),

@@ -8,6 +8,7 @@ from app.cli.output import print_json
 from app.cli.parser import Command
 from ledger.access import ROLES
 from ledger.settings import Settings
+from projections import names
 from projections.queries import plain
 
 
@@ -59,7 +60,10 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _access_log(args: argparse.Namespace, settings: Settings) -> int:
-    entries = Services(settings).ledger.accesses(args.tenant, args.subject)
+    ledger = Services(settings).ledger
+    entries = ledger.accesses(args.tenant, args.subject)
+    if not entries:  # a misspelt tenant is no "0 reads"; a tenant read only through its dead letters has some
+        names.require_tenant(ledger, args.tenant)
     if args.json:
         print_json([asdict(entry) for entry in entries])
         return 0
