@@ -31,10 +31,13 @@ demo: install
 	LEDGER_LOG_LEVEL=warning $(CLI) scheduler --until-idle
 	$(CLI) overdue tenant-1 --at $(IN_8_DAYS) | tail -n 3
 	$(CLI) subject tenant-1 contact-000001
+	LEDGER_LOG_LEVEL=warning $(CLI) declare tenant-1 examples/declaration.toml --by dpo@example.com --reason 'privacy notice v1'
+	$(CLI) drift tenant-1 | tail -n 3
+	$(CLI) violations tenant-1 | tail -n 1
 	$(CLI) check tenant-1 contact-000001 --purpose service --channel sms
 	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel voice || true
 	$(CLI) stats
-	$(CLI) checkpoint
+	LEDGER_LOG_LEVEL=warning $(CLI) checkpoint
 	$(CLI) verify
 
 test: install browser lint type
