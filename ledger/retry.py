@@ -80,6 +80,9 @@ def transient(error: BaseException) -> bool:
         isinstance(
             error, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
         )
+        # PostgreSQL ended a transaction its client was too slow to continue (a starved machine): the
+        # work was fine, and is done again (the library reports it as an InternalError).
+        or isinstance(error.__cause__ or error, psycopg.errors.IdleInTransactionSessionTimeout)
         or (kafka_errors is not None and isinstance(error, kafka_errors.KafkaError))
         or (isinstance(error, ServiceUnavailable) and not isinstance(error, GaveUp))
     )

@@ -745,5 +745,8 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_CONNECT_TIMEOUT": "10",
+        # A transaction idle this long is ended, its locks freed (the library's default, 5 s, ended
+        # batch appends that a loaded machine took longer to encode between two statements).
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
         "CREATE_TABLE": "no",  # schema changes are `migrate`'s (projections/schema.py), never a query's
     }

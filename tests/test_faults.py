@@ -15,13 +15,14 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import InternalError
 from structlog.testing import capture_logs
 
 from app import stack
 from consumers import ingest
 from consumers.publisher import Publisher
 from ledger.crypto import MasterKey
-from ledger.retry import Backoff, GaveUp
+from ledger.retry import Backoff, GaveUp, transient
 from ledger.settings import Settings
 from ledger.store import Ledger
 from projections.projector import Projector
@@ -227,3 +228,15 @@ def _projected(url: str) -> Callable[[], int]:
             return -1
 
     return subjects
+
+
+def test_a_transaction_ended_for_idling_is_waited_out_not_blamed_on_its_data(ledger: Ledger) -> None:
+    """When PostgreSQL ends a transaction whose client paused too long between statements (a starved
+    machine encoding a large batch), the failure is transient, so the consumer stores the batch again
+    instead of dead-lettering its messages one by one."""
+    with pytest.raises(InternalError) as ended, ledger.writer.datastore.transaction(commit=True) as curs:
+        curs.execute("SET LOCAL idle_in_transaction_session_timeout = '50ms'")
+        time.sleep(0.3)
+        curs.execute("SELECT 1")
+    assert isinstance(ended.value.__cause__, psycopg.errors.IdleInTransactionSessionTimeout)
+    assert transient(ended.value)
