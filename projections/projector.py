@@ -18,11 +18,13 @@ from ledger.retry import Backoff, Retry, Stopped
 from ledger.state import SubjectState, erasure_due
 from ledger.store import Ledger
 from ledger.subject import Subject, subject_id
+from ledger.wakeup import Appended
 from projections import tables
 from projections.changes import TOPICS, decode_all, fold
 
 log = structlog.get_logger()
 NAME = tables.PROJECTION
+IDLE_WAIT = 0.2  # seconds between looks at an idle store when no notification wakes the projector
 
 
 @dataclass
@@ -57,28 +59,37 @@ class Projector:
     def step(self) -> int:
         """Apply the next page, if any; return how many events it held.
 
+        The page is the events the projection applies up to the newest stored one, read first: when
+        the page is not full, the position moves to that newest event, past the others (purge orders'
+        `RetentionExpired`, policy adoptions), so they are not read again on every later step. Every
+        append holds the event table's write lock until it commits, so no event at or before the
+        newest can still appear.
+
         Erasures the page makes due are recorded in its transaction, with the position: a crash
         loses both or neither, so a due erasure is never skipped (the process-application pattern).
         """
         start = self.position()
-        notifications = self.ledger.recorder.select_notifications(
-            start=start, limit=self.page, inclusive_of_start=False, topics=TOPICS
-        )
-        if not notifications:
+        newest = self.ledger.writer.max_notification_id() or 0
+        if newest <= start:
             return 0
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.page, stop=newest, inclusive_of_start=False, topics=TOPICS
+        )
+        reached = notifications[-1].id if len(notifications) == self.page else newest
         changes = list(decode_all(self.ledger.mapper, notifications))
         keys = list({(change.tenant, change.subject) for change in changes})
         with self.datastore.transaction(commit=True) as curs:
             if self._position(curs, lock=True) != start:
                 return 0  # another projector applied this page first; read on from its position
-            states = tables.load(curs, keys)
-            before = tables.rows(states.values())
-            fold(states, changes)
-            tables.save(curs, states.values(), before)
-            erased = self._erase_due(curs, states.values())
+            erased = []
+            if changes:
+                states = tables.load(curs, keys)
+                before = tables.rows(states.values())
+                fold(states, changes)
+                tables.save(curs, states.values(), before)
+                erased = self._erase_due(curs, states.values())
             curs.execute(
-                SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS),
-                (notifications[-1].id, NAME),
+                SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS), (reached, NAME)
             )
         _logged(erased)
         if self.checkpointer is not None:
@@ -125,14 +136,19 @@ class Projector:
     ) -> Progress:
         """Apply pages until stopped or, with `until_idle`, until the store has nothing new.
 
+        With nothing new, it waits for the next append's notification (or IDLE_WAIT at most).
+
         A page that fails because PostgreSQL is away is applied again after a pause (`backoff`,
         default: the default LEDGER_RETRY_* settings); its position only moves with its rows, so
         nothing is applied twice.
         """
         stop = stop or threading.Event()
         retry = Retry(backoff or Backoff.default(bounded=until_idle), "projector", stop)
+        appended = Appended(self.ledger)
         progress = Progress()
         with contextlib.suppress(Stopped):
+            if not until_idle:
+                appended.wait(0)  # listening before the first read, so no append goes unnoticed
             retry.call(self.erase_missed)
             while not stop.is_set():
                 applied = retry.call(self.step)
@@ -142,8 +158,9 @@ class Projector:
                 elif until_idle:
                     break
                 else:
-                    stop.wait(0.2)
+                    appended.wait(IDLE_WAIT)
             progress.position = retry.call(self.position)
+        appended.close()
         return progress
 
     def _position(self, curs: tables.Cursor, *, lock: bool) -> int:

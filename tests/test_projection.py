@@ -230,3 +230,29 @@ def _row_versions(ledger: Ledger) -> dict[tuple[str, str], str]:
             curs.execute(statement)
             versions.update({(table, row["k"]): row["v"] for row in curs.fetchall()})
     return versions
+
+
+def test_the_position_moves_past_events_the_projection_does_not_apply(ledger: Ledger) -> None:
+    """A tail of events the projector does not apply (a policy adoption) is passed once, not re-read on
+    every later step; events it applies after that tail are applied."""
+    ledger.append([fact("acme", "ann", "e1")])
+    projector = Projector(ledger, page=100)
+    projector.run(until_idle=True)
+    assert ledger.adopt_policy(policy_document(None), "dpo", "first policy") is not None
+    newest = ledger.writer.max_notification_id()
+    assert projector.position() < newest
+    assert projector.step() == 0
+    assert projector.position() == newest
+    ledger.append([fact("acme", "ann", "e2", "consent.withdrawn", minutes=1)])
+    assert projector.step() == 1
+    assert not queries.may_contact(ledger, "acme", "ann", "marketing", "sms").allowed
+
+
+def test_a_full_page_stops_at_its_last_event(ledger: Ledger) -> None:
+    """A page as long as the page size moves the position to its own last event, not to the newest."""
+    ledger.append([fact("acme", f"s{n}", f"e{n}") for n in range(5)])
+    projector = Projector(ledger, page=3)
+    assert projector.step() == 3
+    assert projector.position() < (ledger.writer.max_notification_id() or 0)
+    assert projector.step() == 2
+    assert queries.progress(ledger).lag == 0
