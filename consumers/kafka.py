@@ -183,23 +183,40 @@ def caught_up(consumer: KafkaConsumer) -> bool:
 def consumer_lag(bootstrap: str, settings: Settings) -> int:
     """Messages on the events topic past what the consumer group has committed (all of a partition it
     never committed). Tansu can under-report a partition's end (see `read_all`): there it is a floor."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        **client_config(settings.kafka_security),
-    )
+    watch = Watch(bootstrap, settings)
     try:
-        topic = settings.events_topic
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return 0
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        committed = {tp: consumer.committed(tp) for tp in partitions}
-        return sum(max(0, ends[tp] - (committed[tp] or starts[tp])) for tp in partitions)
+        return sum(watch.lags().values())
     finally:
-        consumer.close()
+        watch.close()
+
+
+class Watch:
+    """A client kept open to read the consumer group's lag per partition of the events topic again and
+    again (for /metrics)."""
+
+    def __init__(self, bootstrap: str, settings: Settings) -> None:
+        self.settings = settings
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=settings.consumer_group,  # only to look up its committed offsets; never joins
+            enable_auto_commit=False,
+            **client_config(settings.kafka_security),
+        )
+
+    def lags(self) -> dict[int, int]:
+        """Per partition of the events topic: messages past the group's committed offset."""
+        topic = self.settings.events_topic
+        partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return {}
+        ends = self.consumer.end_offsets(partitions)
+        starts = self.consumer.beginning_offsets(partitions)
+        committed = {tp: self.consumer.committed(tp) for tp in partitions}
+        return {tp.partition: max(0, ends[tp] - (committed[tp] or starts[tp])) for tp in partitions}
+
+    def close(self) -> None:
+        """Close the client."""
+        self.consumer.close(autocommit=False)
 
 
 def _unreachable(bootstrap: str, error: Exception) -> ServiceUnavailable:

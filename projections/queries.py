@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.domain import DomainEvent
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.contact import Decision, Restriction, decide
@@ -135,11 +136,7 @@ def progress(ledger: Ledger) -> Progress:
     """
     newest = ledger.writer.max_notification_id() or 0
     with ledger.writer.datastore.transaction() as curs:
-        curs.execute(
-            SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
-        )
-        row = curs.fetchone()
-        projected = row["position"] if row else 0
+        projected = _projected(curs)
         curs.execute(
             SQL("SELECT count(*) AS n FROM {} WHERE notification_id > %s AND topic = ANY(%s)").format(
                 ledger.writer.events
@@ -148,6 +145,29 @@ def progress(ledger: Ledger) -> Progress:
         )
         pending = curs.fetchone()
     return Progress(newest, projected, pending["n"] if pending else 0)
+
+
+def projection_delay(ledger: Ledger, now: datetime) -> float:
+    """Seconds since the oldest stored event the projection has yet to apply was stored (0: none)."""
+    with ledger.writer.datastore.transaction() as curs:
+        projected = _projected(curs)
+    pending = ledger.recorder.select_notifications(
+        start=projected, limit=1, topics=TOPICS, inclusive_of_start=False
+    )
+    if not pending:
+        return 0.0
+    event = ledger.mapper.to_domain_event(pending[0])
+    assert isinstance(event, DomainEvent)  # every stored event is; the mapper is typed by a protocol
+    return max(0.0, (now - event.timestamp).total_seconds())
+
+
+def _projected(curs: tables.Cursor) -> int:
+    """The position the projection has reached."""
+    curs.execute(
+        SQL("SELECT position FROM {} WHERE name = %s").format(tables.POSITIONS), (tables.PROJECTION,)
+    )
+    row = curs.fetchone()
+    return int(row["position"]) if row else 0
 
 
 def counts(ledger: Ledger) -> dict[str, dict[str, int]]:

@@ -3,7 +3,9 @@
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,12 +21,12 @@ from app.bootstrap import Services
 from app.http.api import create_app
 from app.http.auth import RateLimiter
 from app.http.problems import MEDIA_TYPE, Problem
-from consumers import kafka
+from consumers import ingest, kafka
 from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
 from projections import queries
 from tests.conftest import _free_port, fresh_database
-from tests.helpers import cli, collected, consent, event, fact, wait_for
+from tests.helpers import T0, cli, collected, consent, event, fact, wait_for
 
 pytestmark = pytest.mark.services
 MAX_BODY = 512 * 1024
@@ -78,6 +80,22 @@ def _seed(services: Services) -> None:
     services.projector.run(until_idle=True)
 
 
+@contextmanager
+def _serving(built: Services) -> Iterator[str]:
+    """`create_app(built)` served by uvicorn in a thread on a free port; yields its URL."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(built), host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
 @pytest.fixture(scope="module")
 def api(services: stack.Endpoints) -> Iterator[Api]:
     """The API served by uvicorn in a thread, over a database seeded with two tenants."""
@@ -88,20 +106,13 @@ def api(services: stack.Endpoints) -> Iterator[Api]:
         built = Services(settings, stack.Endpoints(settings.database_url, services.kafka_bootstrap))
         built.migrate()
         _seed(built)
-        port = _free_port()
-        config = uvicorn.Config(create_app(built), host="127.0.0.1", port=port, log_level="error")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_for(lambda: server.started, 20, "uvicorn to start")
-        running = Api(f"http://127.0.0.1:{port}", env, built, {})
-        for tenant in ("acme", "globex"):
-            for role in (PUBLISHER, CHECKER, AUDITOR):
-                running.keys[(tenant, role)] = running.new_key(tenant, role)[1]
-        running.keys[(None, ADMIN)] = running.new_key(None, ADMIN)[1]
-        yield running
-        server.should_exit = True
-        thread.join()
+        with _serving(built) as url:
+            running = Api(url, env, built, {})
+            for tenant in ("acme", "globex"):
+                for role in (PUBLISHER, CHECKER, AUDITOR):
+                    running.keys[(tenant, role)] = running.new_key(tenant, role)[1]
+            running.keys[(None, ADMIN)] = running.new_key(None, ADMIN)[1]
+            yield running
         built.close()
 
 
@@ -377,6 +388,54 @@ def test_metrics_and_openapi(api: Api) -> None:
     bulk = document["paths"]["/v1/tenants/{tenant}/checks"]["post"]
     assert "campaign" in bulk["requestBody"]["content"]["application/json"]["examples"]
     assert httpx.get(f"{api.url}/docs").status_code == 200
+
+
+def _metric(text: str, sample: str) -> float:
+    """The value of one sample (`name{labels}`) of a /metrics page; a missing sample fails the test."""
+    found = [line for line in text.splitlines() if line.startswith(sample + " ")]
+    assert found, f"{sample} not in /metrics"
+    return float(found[0].rsplit(" ", 1)[1])
+
+
+def test_metrics_follow_real_traffic(services: stack.Endpoints) -> None:
+    """After messages flow through the real broker and consumer, /metrics shows each partition's lag
+    falling to zero, the projection lag in events and seconds falling to zero once projected, and a
+    sweep's purge orders (made, last ordered, open)."""
+    with fresh_database(services) as env:
+        settings = Settings.from_env(env)
+        assert settings.database_url is not None and settings.kafka_bootstrap is not None
+        built = Services(settings, stack.Endpoints(settings.database_url, settings.kafka_bootstrap))
+        built.migrate()
+        with _serving(built) as url:
+            kafka.ensure_topics(settings.kafka_bootstrap, settings)
+            producer = kafka.open_producer(settings.kafka_bootstrap, settings)
+            data = collected("billing", "crm") | {"legal_basis": "contract"}
+            del data["personal_data"]
+            for value in (
+                b"not json",
+                json.dumps(event("acme", "ola", "data.collected", data)).encode(),
+                json.dumps(event("acme", "ola", "account.closed", {}, minutes=1)).encode(),
+            ):
+                producer.send(settings.events_topic, value, key=b"acme/ola")
+                producer.flush()
+            producer.close()
+            before = httpx.get(f"{url}/metrics").text
+            assert _metric(before, 'ledger_consumer_lag{partition="0"}') >= 1
+            ingest.consume(
+                settings, built.ledger, settings.kafka_bootstrap, until_idle=True, stop=threading.Event()
+            )
+            stored = httpx.get(f"{url}/metrics").text
+            assert _metric(stored, 'ledger_consumer_lag{partition="0"}') == 0
+            assert _metric(stored, "ledger_projection_lag_events") == 2
+            assert _metric(stored, "ledger_projection_lag_seconds") > 0
+            built.projector.run(until_idle=True)
+            assert built.sweeper.sweep(T0 + timedelta(days=366 * 8)) is not None
+            swept = httpx.get(f"{url}/metrics").text
+            assert _metric(swept, "ledger_projection_lag_seconds") == 0
+            assert _metric(swept, "ledger_purge_orders_total") == 1
+            assert _metric(swept, "ledger_purge_orders_open") == 1
+            assert _metric(swept, "ledger_purge_last_ordered_timestamp_seconds") > 0
+        built.close()
 
 
 def test_rate_limit_refuses_past_the_burst() -> None:

@@ -1,5 +1,7 @@
 """The FastAPI application: routes, keys, limits, problem documents and metrics over one `Services`."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,6 +49,16 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close the check pool and the metrics' broker client when the server stops."""
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+        app.state.metrics.close()
+
+
 def create_app(services: Services) -> FastAPI:
     """An application answering from `services`."""
     app = FastAPI(
@@ -55,7 +67,7 @@ def create_app(services: Services) -> FastAPI:
         description=DESCRIPTION,
         default_response_class=Json,
         redoc_url=None,
-        lifespan=pool.lifespan,
+        lifespan=lifespan,
     )
     app.state.services = services
     app.state.metrics = Metrics(services)

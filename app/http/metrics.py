@@ -1,19 +1,27 @@
-"""Prometheus metrics of one server process: requests, check decisions and latency, and, read from
-PostgreSQL when scraped, the log's size, the projection's lag, the purge orders open, confirmed and
-overdue, and the dead letters by reason class and status, and replays."""
+"""Prometheus metrics of one server process: requests, check decisions and latency, and, read when
+scraped: from PostgreSQL the log's size, the projection's lag (events and seconds), purge orders
+(made, last ordered, open, confirmed, overdue), the dead letters by reason class and status, and
+replays; from the broker the consumer group's lag per partition."""
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import structlog
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bootstrap import Services
+from consumers import kafka
+from ledger.errors import ServiceUnavailable
 from projections import deadletters, queries
 from projections.retention import order_counts
+
+log = structlog.get_logger()
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -39,7 +47,15 @@ class Metrics:
         self.decisions = Counter(
             "ledger_checks", "subjects checked (single and bulk)", ["decision"], registry=self.registry
         )
-        self.registry.register(LedgerState(services))
+        self.state = LedgerState(services)
+        self.registry.register(self.state)
+
+    def close(self) -> None:
+        """Close the broker client kept for scrapes, if one was opened."""
+        with self.state.lock:
+            if self.state.watch is not None:
+                self.state.watch.close()
+                self.state.watch = None
 
     def decided(self, allowed: int, denied: int) -> None:
         """Count check answers."""
@@ -48,18 +64,36 @@ class Metrics:
 
 
 class LedgerState(Collector):
-    """Figures read from PostgreSQL at scrape time, so every server process reports the same."""
+    """Figures read at scrape time, from PostgreSQL and the broker, so every server process reports the
+    same (a broker that does not answer leaves its figures out of that scrape, nothing else)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.watch: kafka.Watch | None = None  # opened on the first scrape, kept for the next
+        self.lock = threading.Lock()  # scrapes run in the thread pool; the broker client is not shared
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         ledger = self.services.ledger
+        now = datetime.now(UTC)
         reached = queries.progress(ledger)
-        orders = order_counts(ledger, datetime.now(UTC), self.services.settings.purge_confirm_days)
+        orders = order_counts(ledger, now, self.services.settings.purge_confirm_days)
         yield _gauge("ledger_events_position", "position of the newest stored event", reached.newest)
         yield _gauge("ledger_projection_position", "position the read model has reached", reached.projected)
         yield _gauge("ledger_projection_lag_events", "stored events not yet projected", reached.lag)
+        yield _gauge(
+            "ledger_projection_lag_seconds",
+            "age of the oldest stored event not yet projected (0 when none)",
+            queries.projection_delay(ledger, now),
+        )
+        with ledger.writer.datastore.transaction() as curs:
+            made, last = ledger.orders.made(curs)
+        yield CounterMetricFamily("ledger_purge_orders", "purge orders made by sweeps", value=made)
+        if last is not None:
+            yield _gauge(
+                "ledger_purge_last_ordered_timestamp_seconds",
+                "when a sweep last ordered a purge (Unix time)",
+                last.timestamp(),
+            )
         yield _gauge("ledger_purge_orders_open", "purge orders not confirmed yet", orders["open"])
         yield _gauge(
             "ledger_purge_orders_overdue",
@@ -80,6 +114,27 @@ class LedgerState(Collector):
                 family.add_metric([reason, status], count)
         yield family
         yield _gauge("ledger_deadletter_replays", "dead-letter replays run", replays)
+        yield from self._consumer_lag()
+
+    def _consumer_lag(self) -> Iterator[GaugeMetricFamily]:
+        """Messages past the consumer group's committed offset, per partition of the events topic."""
+        with self.lock:
+            try:
+                if self.watch is None:
+                    self.watch = kafka.Watch(self.services.kafka_bootstrap, self.services.settings)
+                lags = self.watch.lags()
+            except (KafkaError, ServiceUnavailable) as error:
+                log.warning("metrics.broker_unreachable", error=type(error).__name__)
+                if self.watch is not None:
+                    self.watch.close()
+                self.watch = None
+                return
+        family = GaugeMetricFamily(
+            "ledger_consumer_lag", "messages on the events topic not yet stored", labels=["partition"]
+        )
+        for partition, behind in sorted(lags.items()):
+            family.add_metric([str(partition)], behind)
+        yield family
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

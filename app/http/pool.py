@@ -3,14 +3,13 @@
 The check is the hot path: it runs on the event loop over asynchronous connections instead of in the
 thread pool over the event store's synchronous ones, which saves a thread hop per request and the
 GIL contention of several threads. The pool opens on the first check (a server starts, and says it is
-not ready, while PostgreSQL is away) and closes with the application.
+not ready, while PostgreSQL is away) and closes with the application (app/http/api.py).
 """
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -57,12 +56,3 @@ class Pool:
         """Close the connections, if any were opened."""
         if self.pool is not None:
             await self.pool.close()
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Close the pool when the server stops."""
-    try:
-        yield
-    finally:
-        await app.state.pool.close()
