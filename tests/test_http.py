@@ -24,6 +24,7 @@ from app.http.problems import MEDIA_TYPE, Problem
 from consumers import ingest, kafka
 from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
+from ledger.signing import SigningKey
 from projections import queries
 from tests.conftest import _free_port, fresh_database
 from tests.helpers import T0, cli, collected, consent, event, fact, wait_for
@@ -376,7 +377,8 @@ def test_events_are_published_all_or_none(api: Api) -> None:
 
 
 def test_metrics_and_openapi(api: Api) -> None:
-    """/metrics exposes check decisions and projection lag; /openapi.json is OpenAPI 3.1 with examples."""
+    """/metrics exposes check decisions and projection lag; /openapi.json is OpenAPI 3.1 with an example
+    of every request body and every successful JSON answer."""
     with api.client("acme", CHECKER) as client:
         client.get("/v1/tenants/acme/subjects/alice/check?purpose=service&channel=sms")
     text = httpx.get(f"{api.url}/metrics").text
@@ -387,7 +389,46 @@ def test_metrics_and_openapi(api: Api) -> None:
     assert document["openapi"].startswith("3.1")
     bulk = document["paths"]["/v1/tenants/{tenant}/checks"]["post"]
     assert "campaign" in bulk["requestBody"]["content"]["application/json"]["examples"]
+    models = document["components"]["schemas"]
+
+    def shown(content: dict[str, Any]) -> bool:
+        schema = content.get("schema", {})
+        schema = models[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+        return bool({"example", "examples"} & (set(content) | set(schema)))
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = [a for status, a in operation["responses"].items() if status.startswith("2")]
+            assert all(shown(a["content"]["application/json"]) for a in answers if "content" in a), path
+            if "requestBody" in operation:
+                assert shown(operation["requestBody"]["content"]["application/json"]), (method, path)
     assert httpx.get(f"{api.url}/docs").status_code == 200
+
+
+def test_tree_heads_and_receipts_are_checked_over_http(api: Api) -> None:
+    """An auditor gets the newest signed tree head (with a consistency proof from a size) and checks a
+    receipt against it: a true receipt holds, a tampered one does not, a stranger's key or a document
+    that is no receipt is a 400 problem; a checker may do neither."""
+    api.services.checkpointer.step(force=True)
+    with api.client("acme", AUDITOR) as auditor:
+        receipt = auditor.get("/v1/tenants/acme/receipts/a2").json()
+        size = receipt["proof"]["tree_size"]
+        later = auditor.get("/v1/tree-head", params={"from_size": size}).json()
+        assert later["tree_head"]["tree_size"] >= size and later["consistency"]["from_size"] == size
+        held = auditor.post("/v1/receipts/verify", json={"receipt": receipt, "tree_head": later}).json()
+        assert held["ok"] is True and held["problems"] == []
+        assert any("was not rewritten since" in line for line in held["established"])
+        forged = auditor.post("/v1/receipts/verify", json={"receipt": receipt | {"subject_id": "bob"}}).json()
+        assert forged["ok"] is False
+        assert forged["problems"] == ["the receipt's subject_id differ from the record it proves"]
+        stranger = SigningKey.generate().public.text()
+        wrong_key = auditor.post("/v1/receipts/verify", json={"receipt": receipt, "public_keys": [stranger]})
+        assert "but the key given is" in _problem(wrong_key, 400)["detail"]
+        _problem(auditor.post("/v1/receipts/verify", json={"receipt": {"format": "nope"}}), 400)
+        _problem(auditor.get("/v1/tree-head", params={"from_size": 10**9}), 400)
+    with api.client("acme", CHECKER) as checker:
+        _problem(checker.get("/v1/tree-head"), 403)
+        _problem(checker.post("/v1/receipts/verify", json={"receipt": receipt}), 403)
 
 
 def _metric(text: str, sample: str) -> float:

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app.bootstrap import Services
 from app.console.site import create_app as create_console
-from app.http import checks, compliance, deadletters, events, health, keys, pool, problems, reads
+from app.http import checks, compliance, deadletters, events, evidence, health, keys, pool, problems, reads
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -22,6 +22,10 @@ Send an API key (`consent-ledger keys create --tenant T --role R`) as `Authoriza
 Roles: `publisher` (POST /v1/events), `checker` (checks), `auditor` (every read of its tenant),
 `admin` (every tenant, verify). Anything of another tenant answers 404. Errors are RFC 9457 problem
 documents (`application/problem+json`).
+
+Rate limit: each key may make {rate} requests a second to each server process (`LEDGER_HTTP_RATE_LIMIT`),
+in bursts of up to a second's worth; past that, 429 with `Retry-After`. Bodies are limited to {body}
+bytes (`LEDGER_HTTP_MAX_BODY_BYTES`, else 413).
 """
 _PROBLEM_SCHEMA = {
     "type": "object",
@@ -64,7 +68,9 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="consent-ledger",
         version="0.1.0",
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(
+            rate=services.settings.http_rate_limit, body=services.settings.http_max_body_bytes
+        ),
         default_response_class=Json,
         redoc_url=None,
         lifespan=lifespan,
@@ -81,6 +87,7 @@ def create_app(services: Services) -> FastAPI:
         reads.tenant_router,
         reads.router,
         compliance.router,
+        evidence.router,
         keys.router,
         deadletters.router,
     )

@@ -68,6 +68,30 @@ class BulkAnswer(BaseModel):
     allowed: list[str]
     denied: list[Denied]
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "purpose": "marketing",
+                    "channel": "sms",
+                    "allowed": ["alice"],
+                    "denied": [
+                        {
+                            "subject": "bob",
+                            "reason": "consent for marketing on sms is withdrawn since 2026-01-01T00:05:00Z",
+                            "event_id": "b2",
+                        },
+                        {
+                            "subject": "nobody",
+                            "reason": "unknown subject: the tenant has no subject with this id",
+                            "event_id": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    }
+
 
 @router.get(
     "/subjects/{subject}/check",

@@ -40,6 +40,8 @@ class Accepted(BaseModel):
 
     accepted: list[str] = Field(description="the ids of the events, in the order sent")
 
+    model_config = {"json_schema_extra": {"examples": [{"accepted": ["evt-1", "evt-2"]}]}}
+
 
 class Refusal(BaseModel):
     """One event of the batch that breaks the contract."""

@@ -6,7 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
+from app.http import examples
 from app.http.auth import Key, gate
+from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import KeyPath
 from app.http.problems import not_found
@@ -27,7 +29,11 @@ class NewKey(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"tenant": "acme", "role": "checker"}]}}
 
 
-@router.get("", summary="every key: id, tenant, role, created, revoked (never its text)")
+@router.get(
+    "",
+    summary="every key: id, tenant, role, created, revoked (never its text)",
+    responses=answer(examples.KEYS),
+)
 def list_keys(request: Request, *, credentials: Key) -> Json:
     """`keys list --json`."""
     gate(request, credentials, None, ADMIN)
@@ -35,7 +41,12 @@ def list_keys(request: Request, *, credentials: Key) -> Json:
     return Json([plain(asdict(key)) for key in ledger.list_api_keys()])
 
 
-@router.post("", status_code=201, summary="a new key, its text shown in this answer only")
+@router.post(
+    "",
+    status_code=201,
+    summary="a new key, its text shown in this answer only",
+    responses=answer(examples.NEW_KEY, 201),
+)
 def create_key(
     request: Request,
     *,
@@ -53,7 +64,9 @@ def create_key(
     return Json(plain(asdict(key)) | {"key": text}, 201)
 
 
-@router.delete("/{key_id}", summary="revoke a key from its next request on")
+@router.delete(
+    "/{key_id}", summary="revoke a key from its next request on", responses=answer(examples.REVOKED_KEY)
+)
 def revoke_key(request: Request, *, key_id: KeyPath, credentials: Key) -> Json:
     """`keys revoke`: the key as stored, with when it was revoked."""
     gate(request, credentials, None, ADMIN)

@@ -6,11 +6,13 @@ they are answered, so no such read goes unrecorded.
 
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from app.http import examples
 from app.http.auth import Key, gate
+from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import EventPath, Moment, SubjectPath, System, TenantPath, Text
 from app.http.problems import Problem
@@ -30,18 +32,12 @@ from projections.timeline import subject_document
 tenant_router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["reads"])
 router = APIRouter(prefix="/v1", tags=["reads"])
 When = Annotated[Moment | None, Query(description="as if it were this instant (RFC 3339; default now)")]
-OBJECT: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
-}
-ARRAY: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}
-}
 
 
 @tenant_router.get(
     "/subjects/{subject}",
     summary="what the ledger knows about a subject (`subject --json`)",
-    responses=OBJECT,
+    responses=answer(examples.SUBJECT),
 )
 def subject_state(
     request: Request,
@@ -71,7 +67,7 @@ def subject_state(
 @tenant_router.get(
     "/subjects/{subject}/history",
     summary="every event of a subject, personal values opened (logged)",
-    responses=ARRAY,
+    responses=answer(examples.HISTORY),
 )
 def subject_history(request: Request, *, tenant: TenantPath, subject: SubjectPath, credentials: Key) -> Json:
     """The `history --json` list; this read is recorded in the access log."""
@@ -81,7 +77,9 @@ def subject_history(request: Request, *, tenant: TenantPath, subject: SubjectPat
 
 
 @tenant_router.get(
-    "/subjects/{subject}/export", summary="GDPR Art. 15/20 export of a subject (logged)", responses=OBJECT
+    "/subjects/{subject}/export",
+    summary="GDPR Art. 15/20 export of a subject (logged)",
+    responses=answer(examples.EXPORT),
 )
 def subject_export(request: Request, *, tenant: TenantPath, subject: SubjectPath, credentials: Key) -> Json:
     """The `export` document; 410 once the subject is erased; this read is recorded in the access log."""
@@ -98,7 +96,9 @@ def _recorded(
     return ledger
 
 
-@tenant_router.get("/receipts/{event_id}", summary="a consent receipt (`receipt --json`)", responses=OBJECT)
+@tenant_router.get(
+    "/receipts/{event_id}", summary="a consent receipt (`receipt --json`)", responses=answer(examples.RECEIPT)
+)
 def consent_receipt(request: Request, *, tenant: TenantPath, event_id: EventPath, credentials: Key) -> Json:
     """The receipt of a consent.given or consent.withdrawn, linked to the hash chain."""
     gate(request, credentials, tenant, AUDITOR)
@@ -108,7 +108,7 @@ def consent_receipt(request: Request, *, tenant: TenantPath, event_id: EventPath
 @tenant_router.get(
     "/breach",
     summary="whose data was exposed in a breach of these systems (`breach --json`)",
-    responses=OBJECT,
+    responses=answer(examples.BREACH),
 )
 def breach(
     request: Request,
@@ -148,7 +148,7 @@ def breach(
 @tenant_router.get(
     "/overdue",
     summary="open rights requests on their clocks, children's data to erase, unconfirmed purge orders",
-    responses=OBJECT,
+    responses=answer(examples.OVERDUE),
 )
 def overdue_requests(
     request: Request,
@@ -176,7 +176,7 @@ def overdue_requests(
 @tenant_router.get(
     "/purges",
     summary="what the retention sweep would order purged (`purge --dry-run --json`)",
-    responses=ARRAY,
+    responses=answer(examples.PURGES),
 )
 def purge_dry_run(request: Request, *, tenant: TenantPath, at: When = None, credentials: Key) -> Json:
     """Every holding of the tenant still held whose retention has run out, with its rule."""
@@ -188,7 +188,11 @@ def purge_dry_run(request: Request, *, tenant: TenantPath, at: When = None, cred
     return Json([item.as_json() for item in due])
 
 
-@tenant_router.get("/stats", summary="events stored and subjects projected for the tenant", responses=OBJECT)
+@tenant_router.get(
+    "/stats",
+    summary="events stored and subjects projected for the tenant",
+    responses=answer(examples.TENANT_STATS),
+)
 def tenant_stats(request: Request, *, tenant: TenantPath, credentials: Key) -> Json:
     """`stats --json` for one tenant (dead letters are not per tenant: see /metrics)."""
     gate(request, credentials, tenant, AUDITOR)
@@ -196,7 +200,11 @@ def tenant_stats(request: Request, *, tenant: TenantPath, credentials: Key) -> J
     return Json({"tenants": {tenant: counts.get(tenant, {"events": 0, "subjects": 0})}})
 
 
-@tenant_router.get("/access-log", summary="who read which subject's personal data, when", responses=ARRAY)
+@tenant_router.get(
+    "/access-log",
+    summary="who read which subject's personal data, when",
+    responses=answer(examples.ACCESS_LOG),
+)
 def access_log(
     request: Request, *, tenant: TenantPath, subject: Text | None = None, credentials: Key
 ) -> Json:
@@ -206,14 +214,16 @@ def access_log(
     return Json([queries.plain(asdict(entry)) for entry in entries])
 
 
-@router.get("/policies", summary="adopted retention policies (`policies --json`)", responses=ARRAY)
+@router.get(
+    "/policies", summary="adopted retention policies (`policies --json`)", responses=answer(examples.POLICIES)
+)
 def policies(request: Request, *, at: When = None, credentials: Key) -> Json:
     """Who adopted which policy, when, why, and what changed; with `at`, the one in force then."""
     gate(request, credentials, None, AUDITOR)
     return Json(adoptions(request.app.state.services.ledger, at))
 
 
-@router.get("/stats", summary="events and subjects of every tenant (admin)", responses=OBJECT)
+@router.get("/stats", summary="events and subjects of every tenant (admin)", responses=answer(examples.STATS))
 def stats(request: Request, *, credentials: Key) -> Json:
     """`stats --json` without the dead-letter count (see /metrics)."""
     gate(request, credentials, None, ADMIN)
@@ -221,7 +231,9 @@ def stats(request: Request, *, credentials: Key) -> Json:
 
 
 @router.get(
-    "/verify", summary="recompute every hash chain and checkpoint (admin; `verify --json`)", responses=OBJECT
+    "/verify",
+    summary="recompute every hash chain and checkpoint (admin; `verify --json`)",
+    responses=answer(examples.VERIFY),
 )
 def verify_log(request: Request, *, credentials: Key) -> Json:
     """`ok` and every break found; reads the whole log, so it takes as long as the CLI's verify."""

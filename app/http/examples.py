@@ -1,0 +1,337 @@
+# ruff: noqa: E501  (recorded answers: a base64 record and a policy reason read better unbroken)
+"""Example answers for the OpenAPI document: what a real server answered over a small seeded ledger
+(two tenants, a data collection and consents), so they show the real shapes; key texts are shortened."""
+
+from typing import Any
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def answer(example: Any, status: int = 200) -> Responses:
+    """The `responses` entry of a route answering JSON like `example`."""
+    schema = (
+        {"type": "array", "items": {"type": "object"}} if isinstance(example, list) else {"type": "object"}
+    )
+    return {status: {"content": {"application/json": {"schema": schema, "example": example}}}}
+
+
+SUBJECT: Any = {
+    "tenant": "acme",
+    "subject": "alice",
+    "erased": False,
+    "erased_at": None,
+    "first_seen": "2026-01-01T00:01:00Z",
+    "last_event_at": "2026-01-01T00:02:00Z",
+    "account_closed_at": None,
+    "holdings": [
+        {
+            "category": "account_contact",
+            "system": "crm",
+            "legal_basis": "contract",
+            "purposes": ["service"],
+            "role": None,
+            "jurisdiction": None,
+            "first_collected": "2026-01-01T00:01:00Z",
+            "last_collected": "2026-01-01T00:01:00Z",
+            "status": "held",
+            "retention_expires_at": "2028-01-01T00:02:00Z",
+            "retention_rule": "account-data",
+            "retention_status": "scheduled",
+            "retention_note": "P2Y after last_activity",
+            "purge_ordered_at": None,
+            "purge_overdue": None,
+        }
+    ],
+    "consent": [
+        {
+            "purpose": "marketing",
+            "channel": "sms",
+            "state": "granted",
+            "since": "2026-01-01T00:02:00Z",
+            "event_id": "a2",
+        }
+    ],
+    "shares": [],
+    "deletion_requests": [],
+    "legal_holds": [],
+    "violations": [],
+    "recipients_unconfirmed": [],
+}
+HISTORY: Any = [
+    {
+        "version": 2,
+        "type": "data.collected",
+        "event_id": "a1",
+        "occurred_at": "2026-01-01T00:01:00Z",
+        "recorded_at": "2026-11-26T04:07:59.030761Z",
+        "source": "urn:service:test",
+        "data": {
+            "category": "account_contact",
+            "system": "crm",
+            "legal_basis": "contract",
+            "purposes": ["service"],
+        },
+        "personal": {"personal_data": {"phone": "+15550001111"}},
+        "origin": "events/0/0",
+    },
+    {
+        "version": 3,
+        "type": "consent.given",
+        "event_id": "a2",
+        "occurred_at": "2026-01-01T00:02:00Z",
+        "recorded_at": "2026-11-26T04:07:59.030761Z",
+        "source": "urn:service:test",
+        "data": {"purpose": "marketing", "channel": "sms", "method": "web_form"},
+        "personal": {},
+        "origin": "events/0/0",
+    },
+]
+EXPORT: Any = {
+    "format": "urn:consent-ledger:export:v1",
+    "generated_at": "2026-11-26T04:07:59.876250Z",
+    "controller": "acme",
+    "subject": "alice",
+    "holdings": [
+        {
+            "category": "account_contact",
+            "system": "crm",
+            "legal_basis": "contract",
+            "purposes": ["service"],
+            "role": None,
+            "jurisdiction": None,
+            "first_collected": "2026-01-01T00:01:00Z",
+            "last_collected": "2026-01-01T00:01:00Z",
+            "status": "held",
+            "retention": {
+                "status": "scheduled",
+                "expires_at": "2028-01-01T00:02:00Z",
+                "rule": "account-data",
+                "note": "P2Y after last_activity",
+            },
+        }
+    ],
+    "personal_data": [
+        {
+            "category": "account_contact",
+            "system": "crm",
+            "collected_at": "2026-01-01T00:01:00Z",
+            "source": None,
+            "values": {"personal_data": {"phone": "+15550001111"}},
+        }
+    ],
+    "recipients": [],
+    "recipients_unconfirmed": [],
+    "consent_history": [
+        {
+            "event_id": "a2",
+            "type": "consent.given",
+            "time": "2026-01-01T00:02:00Z",
+            "source": "urn:service:test",
+            "purpose": "marketing",
+            "channel": "sms",
+            "method": "web_form",
+        }
+    ],
+    "current_consent": [
+        {
+            "purpose": "marketing",
+            "channel": "sms",
+            "state": "granted",
+            "since": "2026-01-01T00:02:00Z",
+            "event_id": "a2",
+        }
+    ],
+    "rights_requests": [],
+    "legal_holds": [],
+}
+RECEIPT: Any = {
+    "format": "urn:consent-ledger:receipt:v2",
+    "receipt_id": "158887b7-7a3a-591b-a2a5-390bafcf804c",
+    "record_id": "a2",
+    "event_type": "consent.given",
+    "controller": "acme",
+    "subject_id": "alice",
+    "event_time": "2026-01-01T00:02:00Z",
+    "recorded_at": "2026-11-26T04:07:59.030761Z",
+    "purposes": ["marketing"],
+    "channel": "sms",
+    "state": "granted",
+    "notice_version": None,
+    "collection_method": "web_form",
+    "jurisdiction": None,
+    "source": "urn:service:test",
+    "position": 3,
+    "version": 3,
+    "record_hash": "cf66e6883f0bf093c867cf2fe6e943be041c87b3bfef8043ecd482d4afe70698",
+    "previous_hash": "3a044b4467bd4373eea9bd1c83e474456ca3f6f66ca71b6c60c2cfc25c796c95",
+    "record": {
+        "originator_id": "ee450ff1-e40a-5c50-b2e6-e1fff7ddccf2",
+        "version": 3,
+        "topic": "ledger.subject:Subject.ConsentGiven",
+        "state": "eyJ0aW1lc3RhbXAiOnsiX3R5cGVfIjoiZGF0ZXRpbWVfaXNvIiwiX2RhdGFfIjoiMjAyNi0xMS0yNlQwNDowNzo1OS4wMzA3NjErMDA6MDAifSwidGVuYW50IjoiYWNtZSIsInN1YmplY3QiOiJhbGljZSIsImV2ZW50X2lkIjoiYTIiLCJzb3VyY2UiOiJ1cm46c2VydmljZTp0ZXN0Iiwib2NjdXJyZWRfYXQiOnsiX3R5cGVfIjoiZGF0ZXRpbWVfaXNvIiwiX2RhdGFfIjoiMjAyNi0wMS0wMVQwMDowMjowMCswMDowMCJ9LCJzY2hlbWFfdmVyc2lvbiI6MSwiZGF0YSI6eyJwdXJwb3NlIjoibWFya2V0aW5nIiwiY2hhbm5lbCI6InNtcyIsIm1ldGhvZCI6IndlYl9mb3JtIn0sInNlYWxlZCI6IkMyUlkxUFpPY1VvajdUSDF3RjJGS1M5akRsWjl4MFd4allvT2RxbXoiLCJrZXlfaWQiOiIzMWZmNDYxZS04ZmM0LTQ0ZjEtOGFhOC02NGM4NTc5NDQ1MjkiLCJvcmlnaW4iOiJldmVudHMvMC8wIiwicHJldmlvdXNfaGFzaCI6IjNhMDQ0YjQ0NjdiZDQzNzNlZWE5YmQxYzgzZTQ3NDQ1NmNhM2Y2ZjY2Y2E3MWI2YzYwYzJjZmMyNWM3OTZjOTUifQ==",
+    },
+    "proof": {
+        "leaf_index": 2,
+        "tree_size": 8,
+        "inclusion_path": [
+            "52df935046dbe20ae5dd89dda1334c2846e4684826b3dc3047a42e0d553fac83",
+            "52cf4d46954559093ff35400f0a6a2aeab9296cf935c00fa322c92cdddb708fb",
+            "e232a25fd1ed4466b42771fd424b117318dfa5ae6359185bb499d924ae57028e",
+        ],
+        "tree_head": {
+            "format": "urn:consent-ledger:tree-head:v1",
+            "key_id": "45e514f990f3e1ef",
+            "position": 8,
+            "previous": "0000000000000000000000000000000000000000000000000000000000000000",
+            "root_hash": "a2e3a9f609fcacd74f15c687ab3907c7f62b92e77614fa72d56f913ad1249d06",
+            "sequence": 1,
+            "timestamp": 1795666079086,
+            "tree_size": 8,
+            "signature": "7f34f3ad14b3a8d1e6246d1e47514ef849d3e0a9fa7f3cccb28d801aa0d60acee1a3b6cec40160bd56a42e181d7e4ec00c0c1d5587abf0c72c3ff4d7c68c9a07",
+        },
+        "key_id": "45e514f990f3e1ef",
+    },
+}
+BREACH: Any = {
+    "tenant": "acme",
+    "systems": ["crm"],
+    "categories": None,
+    "window_from": "2026-01-01T00:00:00Z",
+    "window_to": "2026-12-31T00:00:00Z",
+    "discovered_at": "2026-11-26T04:07:59.971029Z",
+    "subjects": 1,
+    "by_jurisdiction": {"unknown": {"subjects": 1, "categories": {"account_contact": 1}}},
+    "by_category": {"account_contact": 1},
+    "deadlines": [
+        {
+            "jurisdiction": "unknown",
+            "regime": "unknown jurisdiction",
+            "notify": "assess with counsel",
+            "deadline": "2026-11-29T04:07:59.971029Z",
+            "subjects": 1,
+        }
+    ],
+    "affected": None,
+}
+OVERDUE: Any = {"requests": [], "purge_orders": []}
+PURGES: Any = [
+    {
+        "tenant": "acme",
+        "subject": "alice",
+        "system": "crm",
+        "category": "account_contact",
+        "rule": "account-data",
+        "expires_at": "2028-01-01T00:02:00Z",
+        "purge_ordered_at": None,
+        "purge_overdue": None,
+    }
+]
+TENANT_STATS: Any = {"tenants": {"acme": {"events": 4, "subjects": 2}}}
+ACCESS_LOG: Any = [
+    {
+        "at": "2026-11-26T04:07:59.802060Z",
+        "key_id": "11cb2a02802f",
+        "role": "admin",
+        "tenant": "acme",
+        "subject": "alice",
+        "endpoint": "history",
+    },
+    {
+        "at": "2026-11-26T04:07:59.836041Z",
+        "key_id": "11cb2a02802f",
+        "role": "admin",
+        "tenant": "acme",
+        "subject": "alice",
+        "endpoint": "export",
+    },
+]
+POLICIES: Any = [
+    {
+        "adopted_at": "2026-11-26T04:07:59.247459Z",
+        "adopted_by": "dpo@acme.example",
+        "reason": "first policy",
+        "digest": "f83c2c007f2f358bcc6590b12b73b04dfd5c94a19e32ae443689653866be31e4",
+        "changes": {
+            "added": [
+                "account-data",
+                "billing-records",
+                "children",
+                "content",
+                "cookies",
+                "integration",
+                "marketing-consent-withdrawn",
+                "marketing-preferences",
+                "support",
+                "telecom-records",
+                "usage-metadata",
+            ],
+            "removed": [],
+            "changed": [],
+        },
+        "rules": [
+            "telecom-records",
+            "billing-records",
+            "account-data",
+            "content",
+            "usage-metadata",
+            "marketing-preferences",
+            "marketing-consent-withdrawn",
+            "cookies",
+            "support",
+            "integration",
+            "children",
+        ],
+    }
+]
+STATS: Any = {"tenants": {"acme": {"events": 4, "subjects": 2}, "globex": {"events": 1, "subjects": 1}}}
+VERIFY: Any = {
+    "events": 10,
+    "subjects": 4,
+    "last_checkpoint": 1,
+    "tree_size": 8,
+    "witnessed": None,
+    "breaks": [],
+    "ok": True,
+}
+KEYS: Any = [
+    {
+        "key_id": "11cb2a02802f",
+        "tenant": None,
+        "role": "admin",
+        "created_at": "2026-11-26T04:07:59.257519Z",
+        "revoked_at": None,
+    }
+]
+NEW_KEY: Any = {
+    "key_id": "00fb06128158",
+    "tenant": "acme",
+    "role": "checker",
+    "created_at": "2026-11-26T04:08:00.199631Z",
+    "revoked_at": None,
+    "key": "clk_00fb06128158_aPob8...",
+}
+REVOKED_KEY: Any = {
+    "key_id": "00fb06128158",
+    "tenant": "acme",
+    "role": "checker",
+    "created_at": "2026-11-26T04:08:00.199631Z",
+    "revoked_at": "2026-11-26T04:08:00.220577Z",
+}
+BULK: Any = {
+    "purpose": "marketing",
+    "channel": "sms",
+    "allowed": ["alice"],
+    "denied": [
+        {
+            "subject": "bob",
+            "reason": "consent for marketing on sms is withdrawn since 2026-01-01T00:05:00Z",
+            "event_id": "b2",
+        },
+        {
+            "subject": "nobody",
+            "reason": "unknown subject: the tenant has no subject with this id",
+            "event_id": None,
+        },
+    ],
+}
+EVENTS_ACCEPTED: Any = {"accepted": ["evt-1", "evt-2"]}
