@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from app.http import examples
 from app.http.auth import Key, gate
+from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import Moment, TenantPath
 from ledger.access import AUDITOR
@@ -21,12 +23,13 @@ From = Annotated[
     Moment | None, Query(alias="from", description="start of the period (default: the beginning)")
 ]
 To = Annotated[Moment | None, Query(description="end of the period, excluded (default: now)")]
-OBJECT: dict[int | str, dict[str, object]] = {
-    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
-}
 
 
-@router.get("/violations", summary="every violation the facts show (`violations --json`)", responses=OBJECT)
+@router.get(
+    "/violations",
+    summary="every violation the facts show (`violations --json`)",
+    responses=answer(examples.VIOLATIONS),
+)
 def tenant_violations(
     request: Request, *, tenant: TenantPath, start: From = None, to: To = None, credentials: Key
 ) -> Json:
@@ -44,7 +47,7 @@ def tenant_violations(
 @router.get(
     "/ropa",
     summary="the Art. 30 record of processing, derived (`ropa --json`, `--csv`, `--format fides`)",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    responses={200: {"content": {"application/json": {"example": examples.ROPA}, "text/csv": {}}}},
 )
 def tenant_ropa(
     request: Request,
@@ -67,7 +70,9 @@ def tenant_ropa(
 
 
 @router.get(
-    "/drift", summary="what the facts show that the declaration does not (`drift --json`)", responses=OBJECT
+    "/drift",
+    summary="what the facts show that the declaration does not (`drift --json`)",
+    responses=answer(examples.DRIFT),
 )
 def tenant_drift(request: Request, *, tenant: TenantPath, credentials: Key) -> Json:
     """Undeclared recipients, countries, transfer mechanisms, purposes, categories, legal bases, and

@@ -335,3 +335,121 @@ BULK: Any = {
     ],
 }
 EVENTS_ACCEPTED: Any = {"accepted": ["evt-1", "evt-2"]}
+VIOLATIONS: Any = {
+    "tenant": "acme",
+    "from": "1970-01-01T00:00:00Z",
+    "to": "2026-11-26T04:15:37Z",
+    "counts": {
+        "contact_not_allowed": 0,
+        "contact_late_opt_out": 0,
+        "opt_out_obeyed_late": 0,
+        "collected_after_erasure": 0,
+        "purge_unconfirmed": 0,
+        "held_past_expiry": 0,
+        "request_answered_late": 0,
+        "undeclared_recipient": 0,
+    },
+    "notes": ["no declaration recorded for acme: recipients not judged (see `declare`)"],
+    "violations": [],
+    "opt_outs_followed_by_contacts": [],
+}
+ROPA: Any = {
+    "tenant": "acme",
+    "from": "1970-01-01T00:00:00Z",
+    "to": "2026-11-26T04:15:38Z",
+    "controller": None,
+    "vocabularies": {
+        "dpv": {
+            "dpv": "https://w3id.org/dpv#",
+            "pd": "https://w3id.org/dpv/pd#",
+            "eu-gdpr": "https://w3id.org/dpv/legal/eu/gdpr#",
+        },
+        "fides": "fideslang default taxonomy",
+    },
+    "purposes": [
+        {
+            "purpose": "service",
+            "dpv": "dpv:ServiceProvision",
+            "fides_data_use": "essential.service",
+            "subjects": 1,
+            "holdings": 1,
+            "categories": [
+                {
+                    "category": "account_contact",
+                    "dpv": "pd:Contact",
+                    "fides": ["user.contact", "user.name", "user.account"],
+                    "subjects": 1,
+                    "holdings": 1,
+                }
+            ],
+            "data_subjects": [
+                {
+                    "kind": "contact",
+                    "role": "unknown",
+                    "dpv": "dpv:Customer",
+                    "fides": "customer",
+                    "subjects": 1,
+                    "holdings": 1,
+                }
+            ],
+            "legal_bases": [
+                {
+                    "legal_basis": "contract",
+                    "dpv": "dpv:Contract",
+                    "fides": "Contract",
+                    "subjects": 1,
+                    "holdings": 1,
+                }
+            ],
+            "systems": [{"system": "crm", "subjects": 1, "holdings": 1}],
+            "recipients": [],
+            "retention": [
+                {
+                    "rule": "account-data",
+                    "category": "account_contact",
+                    "duration": "P2Y",
+                    "trigger": "last_activity",
+                    "legal_basis": None,
+                    "jurisdiction": None,
+                    "description": "Account and contact data: as long as the account is active, and a reasonable period after.",
+                }
+            ],
+            "contacts": [],
+        }
+    ],
+}
+# Drift as a declaration that names neither the recipient nor the category would give (the seed declares nothing).
+DRIFT: Any = {
+    "tenant": "acme",
+    "declared_at": "2026-02-01T09:00:00Z",
+    "declared_by": "dpo@acme.example",
+    "digest": "5d41402abc4b2a76b9719d911017c592ae0f1e2d3c4b5a69788796a5b4c3d2e1",
+    "counts": {
+        "undeclared_recipient": 1,
+        "recipient_country": 0,
+        "transfer_mechanism": 0,
+        "undeclared_purpose": 0,
+        "undeclared_category": 1,
+        "legal_basis": 0,
+        "kept_past_declared": 0,
+        "no_declared_retention": 0,
+    },
+    "drift": [
+        {
+            "kind": "undeclared_recipient",
+            "what": "adtech.example",
+            "detail": "shared with, not declared",
+            "facts": 3,
+            "subjects": 2,
+            "example_event": "s-17",
+        },
+        {
+            "kind": "undeclared_category",
+            "what": "account_contact for service",
+            "detail": "held, not declared for this purpose",
+            "facts": 1,
+            "subjects": 1,
+            "example_event": "a1",
+        },
+    ],
+}
