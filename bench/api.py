@@ -6,12 +6,13 @@ ceiling of the SQL they run.
 Loads `--subjects` subjects of one tenant (a marketing-by-SMS consent each, a third withdrawn) through
 the event store and the projector, starts `consent-ledger serve` with each number of uvicorn workers,
 and drives it from this process with keep-alive HTTP/1.1 connections (asyncio, one request in flight
-per connection): p50/p99 of single checks at concurrency 1, 8 and 32, and subjects/s of bulk checks of
-1,000 and 10,000 subjects. The ceilings are measured in the same run on the same data: one prepared
-query per subject (the single check's SQL) and one unnest query per batch (the bulk check's SQL,
-planned for each batch as the server does), from one connection without HTTP. Never run by CI. On a
-2-core machine the client and the server share the cores, so figures at high concurrency understate
-what a server alone would do.
+per connection): p50/p99 of single checks at concurrency 1, 8 and 32 (and the server's CPU time a
+check), and subjects/s of bulk checks of 1,000 and 10,000 subjects. The ceilings are measured in the
+same run on the same data: one prepared query per subject (the subject and consent join of the single
+check, without its API key) and one unnest query per batch (the bulk check's SQL, planned for each
+batch as the server does), from one connection without HTTP. Never run by CI. On a 2-core machine
+the client and the server share the cores, so figures at high concurrency understate what a server
+alone would do.
 """
 
 import argparse
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -68,13 +70,18 @@ def main() -> None:
         print(f"peer:    {PEER}\n")
         for workers in args.workers:
             env = _env(settings, url, found.kafka_bootstrap, master)
-            with _server(env, workers) as port:
+            with _server(env, workers) as (port, server):
                 print(f"consent-ledger serve --workers {workers}")
                 for concurrency in (1, 8, 32):
-                    rate, p50, p99 = asyncio.run(_singles(port, key, subjects, concurrency, args.seconds))
+                    spent = _cpu(server)
+                    rate, p50, p99, count = asyncio.run(
+                        _singles(port, key, subjects, concurrency, args.seconds)
+                    )
+                    cost = 1000 * (_cpu(server) - spent) / count
                     print(
                         f"  single check, concurrency {concurrency:>2}  {rate:>9,.0f} checks/s  "
-                        f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({rate / single_ceiling[0]:.2f}x the ceiling)"
+                        f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({rate / single_ceiling[0]:.2f}x the ceiling; "
+                        f"server CPU {cost:.2f} ms a check)"
                     )
                 for size, ceiling in bulk_ceilings.items():
                     rate, p50 = asyncio.run(_bulks(port, key, subjects, size))
@@ -150,8 +157,8 @@ def _env(settings: Settings, url: str, bootstrap: str, master: MasterKey) -> dic
 
 
 @contextmanager
-def _server(env: dict[str, str], workers: int) -> Iterator[int]:
-    """`consent-ledger serve --workers N` on a free port, stopped afterwards."""
+def _server(env: dict[str, str], workers: int) -> Iterator[tuple[int, int]]:
+    """`consent-ledger serve --workers N` on a free port (and its process), stopped afterwards."""
     port = free_port()
     command = [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)]
     server = subprocess.Popen(command, env={**env, "LEDGER_HTTP_PORT": str(port)}, stdout=subprocess.DEVNULL)
@@ -162,10 +169,20 @@ def _server(env: dict[str, str], workers: int) -> Iterator[int]:
                 raise SystemExit("bench: error: the server did not start")
             time.sleep(0.1)
         time.sleep(1 if workers > 1 else 0)  # let every worker finish starting
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _cpu(pid: int) -> float:
+    """Seconds of CPU the process and its children (uvicorn's workers) have used so far, from /proc: a
+    figure other work on the machine slows less than it slows the wall clock."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(
+        _cpu(int(c)) for c in children
+    )
 
 
 def free_port() -> int:
@@ -187,8 +204,8 @@ def answers(port: int) -> bool:
 
 async def _singles(
     port: int, key: str, subjects: list[str], concurrency: int, seconds: float
-) -> tuple[float, float, float]:
-    """Checks/s, p50 and p99 (ms) with `concurrency` connections, each one request at a time."""
+) -> tuple[float, float, float, int]:
+    """Checks/s, p50 and p99 (ms), and how many, over `concurrency` connections of one request at a time."""
     deadline = time.perf_counter() + seconds
     timings: list[float] = []
 
@@ -209,7 +226,7 @@ async def _singles(
 
     began = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return len(timings) / (time.perf_counter() - began), *_percentiles(timings)
+    return len(timings) / (time.perf_counter() - began), *_percentiles(timings), len(timings)
 
 
 async def _bulks(port: int, key: str, subjects: list[str], size: int) -> tuple[float, float]:
