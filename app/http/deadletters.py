@@ -3,12 +3,14 @@ letters (never their bytes); an admin sees every tenant's, opens a letter's orig
 in the access log), replays and drops."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
+from app.http import examples
 from app.http.auth import Key, gate
+from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import Moment, Text
 from app.http.problems import Problem, not_found
@@ -41,9 +43,6 @@ Status = Annotated[
     AfterValidator(lambda status: _one_of(status, STATUSES, "status")),
 ]
 Tenant = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="only this tenant's")]
-OBJECT: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
-}
 
 
 class Replay(BaseModel):
@@ -60,9 +59,15 @@ class Drop(BaseModel):
 
     why: Text
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"why": "a truncated test message from a staging feed"}]}
+    }
+
 
 @router.get(
-    "", summary="dead letters and counts per reason class (`deadletters list --json`)", responses=OBJECT
+    "",
+    summary="dead letters and counts per reason class (`deadletters list --json`)",
+    responses=answer(examples.DEADLETTERS),
 )
 def list_letters(
     request: Request,
@@ -81,7 +86,9 @@ def list_letters(
 
 
 @router.get(
-    "/{letter_id}", summary="one dead letter; with original=true (admin) its bytes, logged", responses=OBJECT
+    "/{letter_id}",
+    summary="one dead letter; with original=true (admin) its bytes, logged",
+    responses=answer(examples.DEADLETTER),
 )
 def show_letter(
     request: Request,
@@ -108,7 +115,11 @@ def show_letter(
     return Json(deadletters.opened_json(opened))
 
 
-@router.post("/replay", summary="check open letters again and store those that now pass", responses=OBJECT)
+@router.post(
+    "/replay",
+    summary="check open letters again and store those that now pass",
+    responses=answer(examples.REPLAY),
+)
 def replay_letters(request: Request, *, body: Annotated[Replay, Body()], credentials: Key) -> Json:
     """`deadletters replay --json`: each letter stored (as which event) or still refused (why)."""
     gate(request, credentials, None, ADMIN)
@@ -117,7 +128,11 @@ def replay_letters(request: Request, *, body: Annotated[Replay, Body()], credent
     return Json(replay(services.ledger, services.contract, selection, datetime.now(UTC)).as_json())
 
 
-@router.post("/{letter_id}/drop", summary="record a decision to discard an open letter", responses=OBJECT)
+@router.post(
+    "/{letter_id}/drop",
+    summary="record a decision to discard an open letter",
+    responses=answer(examples.DROPPED),
+)
 def drop_letter(
     request: Request, *, letter_id: LetterPath, body: Annotated[Drop, Body()], credentials: Key
 ) -> Json:
