@@ -148,3 +148,12 @@ def test_tree_head_out_dash_prints(issued: tuple[Path, Path], env: dict[str, str
     result = cli(env, "tree-head", "--out", "-")
     assert result.returncode == 0 and json.loads(result.stdout)["tree_head"]["tree_size"] == 13
     assert not Path("-").exists()
+
+
+def test_signing_key_json_names_the_key_published(issued: tuple[Path, Path], env: dict[str, str]) -> None:
+    """`signing-key --json` gives the key id and the same public key `--public` prints to publish."""
+    _, public = issued
+    shown = cli(env, "signing-key", "--json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["public_key"] == public.read_text().strip() and len(document["key_id"]) == 16

@@ -46,7 +46,9 @@ def register(command: Command) -> None:
         help="the Kafka topic of tree heads (default LEDGER_CHECKPOINT_TOPIC)",
     )
     command("checkpoint", _checkpoint, "sign a tree head of the log now (and hand it to the witnesses)")
-    signing = command("signing-key", _signing_key, "show the checkpoint signing key's id and public key")
+    signing = command(
+        "signing-key", _signing_key, "show the checkpoint signing key's id and public key", json=True
+    )
     signing.add_argument("--public", action="store_true", help="print only the public key, to publish")
     rec = command(
         "receipt",
@@ -160,7 +162,9 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 def _signing_key(args: argparse.Namespace, settings: Settings) -> int:
     public = Services(settings).signing_key.public
-    if args.public:
+    if args.json:
+        print_json({"key_id": public.key_id, "public_key": public.text()})
+    elif args.public:
         print(public.text())
     else:
         print(f"key id {public.key_id}, public key {public.text()}")
