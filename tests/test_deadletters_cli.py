@@ -26,10 +26,10 @@ def _letters(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> None:
-    """Refused messages are listed with counts per class; `show` prints the original bytes and the
-    access log records the operator reading them; `replay` answers 1 while letters stay refused;
-    `drop` records the decision (a dropped letter named to `replay` exits 2); `stats` counts the
-    letters from PostgreSQL."""
+    """Refused messages are listed with counts per class, in aligned columns; `show` prints the
+    original bytes and the access log records the operator reading them; `replay` answers 1 while
+    letters stay refused; `drop` records the decision (a dropped letter named to `replay` exits 2);
+    `stats` counts the letters from PostgreSQL."""
     assert settings.kafka_bootstrap is not None
     wrong = orjson.dumps(event("acme", "ann", "consent.given", consent(purpose="spam")))
     with Publisher(settings.kafka_bootstrap, settings) as publisher:
@@ -47,6 +47,8 @@ def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> N
     assert [letter["id"] for letter in acme] == [letters["vocabulary"]]
     text = cli(env, "deadletters", "list").stdout
     assert "vocabulary: 1 open, 0 replayed, 0 dropped" in text and "2 of 2 dead letter(s) listed" in text
+    rows = text.splitlines()[:2]  # a letter naming no tenant shows `-`, in the same column as `acme`
+    assert rows[0].index(" open ") == rows[1].index(" open "), rows
 
     shown = cli(env, "deadletters", "show", str(letters["vocabulary"]))
     assert shown.returncode == 0, shown.stderr

@@ -68,10 +68,13 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(found)
         return 0
+    origins = max((len(letter["origin"]) for letter in found["letters"]), default=0)
+    tenants = max((len(shown(letter["tenant"])) for letter in found["letters"]), default=0)
     for letter in found["letters"]:
         print(
-            f"{letter['id']:>6}  {shown(letter['received_at'])}  {letter['origin']}  "
-            f"{shown(letter['tenant'])}  {letter['status']:<8} {letter['reason_class']}: {letter['reason']}"
+            f"{letter['id']:>6}  {shown(letter['received_at'])}  {letter['origin']:<{origins}}  "
+            f"{shown(letter['tenant']):<{tenants}}  {letter['status']:<8} "
+            f"{letter['reason_class']}: {letter['reason']}"
         )
     counts = found["counts"]
     for reason, statuses in counts.items():
