@@ -2,7 +2,7 @@
 
     python -m bench.console [--subjects 1000000]
 
-Fills the read model (subjects, two holdings each, an open deletion request for one in a hundred) and
+Fills the read model (subjects, two holdings each, an open erasure request for one in a hundred) and
 the receipts table by INSERT ... SELECT (synthetic rows; the table sizes the pages read), appends and
 projects the real events of a few subjects, serves the app with uvicorn, signs in with an auditor key
 and times each page over HTTP (median and worst of 5): overview, the first page of subjects and one
@@ -106,10 +106,9 @@ def _load(url: str, subjects: int) -> None:
             (TENANT, START, START, subjects),
         )
         conn.execute(
-            "INSERT INTO proj_deletion_requests (tenant, subject, request_id, categories, verified, "
-            "requested_at, status, completed_at, event_id) "
-            "SELECT %s, 's' || lpad(n::text, 9, '0'), 'r' || n, NULL, "
-            "true, %s::timestamptz + n * interval '1 minute', 'open', NULL, 'd' || n "
+            'INSERT INTO proj_rights_requests (tenant, subject, request_id, "right", requested_at, '
+            "verified_at, status, event_id) SELECT %s, 's' || lpad(n::text, 9, '0'), 'r' || n, "
+            "'erasure', %s::timestamptz + n * interval '1 minute', NULL, 'open', 'd' || n "
             "FROM generate_series(1, %s, 100) AS n",
             (TENANT, START, subjects),
         )
@@ -118,7 +117,7 @@ def _load(url: str, subjects: int) -> None:
             "SELECT %s, 'synthetic-' || n, gen_random_uuid() FROM generate_series(1, %s) AS n",
             (TENANT, subjects * 5),
         )
-        for table in ("proj_subjects", "proj_holdings", "proj_deletion_requests", "ledger_events_receipts"):
+        for table in ("proj_subjects", "proj_holdings", "proj_rights_requests", "ledger_events_receipts"):
             conn.execute(f"VACUUM ANALYZE {table}")
 
 

@@ -1,10 +1,11 @@
-"""One tenant at a glance: its size, the clocks that are running, and when its log was last proven.
+"""One tenant at a glance: its size, the clocks that are running, its dead letters, and when its log
+was last proven.
 
-Every figure is one aggregate query over an indexed table (or a short list ordered by urgency), so
-the overview costs the same whether the tenant has a hundred subjects or a million.
+Every figure is one aggregate query over an indexed table or a short list ordered by urgency; the
+rights clocks read only the subjects with an open request. None of it loads the tenant.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,22 +13,13 @@ from psycopg.sql import SQL
 
 from ledger.audit import Verification, last_verification
 from ledger.checkpoints import TreeHead, latest_head
-from ledger.retention import RIGHTS_DEADLINE, shifted
+from ledger.deadletters import Selection
+from ledger.rights import RightsClock, clock, deadline_rules
+from ledger.state import Holding, RightsRequest, SubjectState
 from ledger.store import Ledger
 from projections import tables
 
 SHOWN = 10  # the most urgent requests and orders listed; the counts cover all of them
-
-
-@dataclass(frozen=True)
-class RequestClock:
-    """An open deletion request and its 30-day clock."""
-
-    subject: str
-    request_id: str
-    requested_at: datetime
-    deadline: datetime
-    overdue: bool
 
 
 @dataclass(frozen=True)
@@ -39,17 +31,17 @@ class Overview:
     events: int
     requests_open: int
     requests_overdue: int
-    oldest_requests: list[RequestClock]
+    soonest_requests: list[RightsClock]
     orders_open: int
     orders_overdue: int
     oldest_orders: list[dict[str, Any]]
+    dead_letters: dict[str, dict[str, int]]  # per reason class: open, replayed, dropped
     last_checkpoint: TreeHead | None
     last_verification: Verification | None
 
 
 def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> Overview:
     """The tenant's overview at `now` (purge orders are overdue `confirm_days` after they were sent)."""
-    overdue_before = shifted(now, -RIGHTS_DEADLINE)
     confirm_within = now - timedelta(days=confirm_days)
     with ledger.writer.datastore.transaction() as curs:
         # Counted for this tenant alone, each an index-only range scan of its primary key.
@@ -61,31 +53,6 @@ def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> O
             (tenant, tenant),
         )
         counted = curs.fetchone() or {"subjects": 0, "events": 0}
-        curs.execute(
-            SQL(
-                "SELECT count(*) AS open, count(*) FILTER (WHERE requested_at < %s) AS overdue "
-                "FROM proj_deletion_requests WHERE tenant = %s AND status = 'open'"
-            ),
-            (overdue_before, tenant),
-        )
-        requests = curs.fetchone() or {"open": 0, "overdue": 0}
-        curs.execute(
-            SQL(
-                "SELECT subject, request_id, requested_at FROM proj_deletion_requests "
-                "WHERE tenant = %s AND status = 'open' ORDER BY requested_at, subject LIMIT %s"
-            ),
-            (tenant, SHOWN),
-        )
-        oldest = [
-            RequestClock(
-                row["subject"],
-                row["request_id"],
-                row["requested_at"],
-                shifted(row["requested_at"], RIGHTS_DEADLINE),
-                shifted(row["requested_at"], RIGHTS_DEADLINE) < now,
-            )
-            for row in curs.fetchall()
-        ]
         curs.execute(
             SQL(
                 "SELECT count(*) AS open, count(*) FILTER (WHERE sent_at < %s) AS overdue FROM {} "
@@ -103,16 +70,19 @@ def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> O
             (confirm_within, tenant, SHOWN),
         )
         oldest_orders = list(curs.fetchall())
+        dead_letters = ledger.deadletters.counts(curs, Selection(tenant=tenant))
+        requests = _open_clocks(curs, tenant, now)
     return Overview(
         tenant=tenant,
         subjects=counted["subjects"],
         events=counted["events"],
-        requests_open=requests["open"],
-        requests_overdue=requests["overdue"],
-        oldest_requests=oldest,
+        requests_open=len(requests),
+        requests_overdue=sum(found.overdue for found in requests),
+        soonest_requests=requests[:SHOWN],
         orders_open=orders["open"],
         orders_overdue=orders["overdue"],
         oldest_orders=oldest_orders,
+        dead_letters=dead_letters,
         last_checkpoint=latest_head(ledger),
         last_verification=last_verification(ledger),
     )
@@ -130,3 +100,33 @@ def subjects_page(ledger: Ledger, tenant: str, start: str, limit: int) -> list[d
             (tenant, start, limit),
         )
         return list(curs.fetchall())
+
+
+def _open_clocks(curs: tables.Cursor, tenant: str, now: datetime) -> list[RightsClock]:
+    """The tenant's open rights requests on their clocks, soonest due first (as
+    `projections.rights.open_requests` gives them), from the two things a clock reads: the request
+    and the subject's holdings (for its jurisdiction); two queries, not a state per subject."""
+    curs.execute("SELECT * FROM proj_rights_requests WHERE tenant = %s AND status = 'open'", (tenant,))
+    requests = curs.fetchall()
+    states: dict[str, SubjectState] = {}
+    for row in requests:
+        state = states.setdefault(row["subject"], SubjectState(tenant=tenant, subject=row["subject"]))
+        state.rights_requests[row["request_id"]] = RightsRequest(**_fields(RightsRequest, row))
+    curs.execute(
+        "SELECT * FROM proj_holdings WHERE tenant = %s AND subject = ANY(%s) AND jurisdiction IS NOT NULL",
+        (tenant, list(states)),
+    )
+    for row in curs.fetchall():
+        states[row["subject"]].holdings[(row["category"], row["system"])] = Holding(**_fields(Holding, row))
+    rules = deadline_rules()
+    found = [
+        found
+        for state in states.values()
+        for request in state.rights_requests.values()
+        if (found := clock(state, request, now, rules)) is not None
+    ]
+    return sorted(found, key=lambda c: (c.deadline, c.subject, c.request_id))
+
+
+def _fields(kind: type[Any], row: dict[str, Any]) -> dict[str, Any]:
+    return {item.name: row[item.name] for item in fields(kind)}

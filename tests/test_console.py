@@ -27,13 +27,16 @@ from app import stack
 from app.bootstrap import Services
 from app.http.api import create_app
 from ledger.access import ADMIN, AUDITOR, CHECKER
+from ledger.deadletters import Selection
 from ledger.settings import Settings
 from projections import queries
 from projections.breach import breach_impact
+from projections.overview import overview
 from projections.receipts import check_receipt
+from projections.rights import open_requests
 from projections.timeline import state_at
 from tests.conftest import _free_port, fresh_database
-from tests.helpers import cli, wait_for
+from tests.helpers import T0, cli, fact, wait_for
 
 pytestmark = pytest.mark.services
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,10 +66,14 @@ class Console:
 def console(services: stack.Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """The API and console served by uvicorn in a thread, over two tenants of demo data."""
     with fresh_database(services) as env:
-        events = tmp_path_factory.mktemp("demo") / "events.jsonl"
-        generated = cli(env, "generate", "--out", str(events), "--tenants", "2", "--subjects", "40")
+        demo = tmp_path_factory.mktemp("demo")
+        events, bad = demo / "events.jsonl", demo / "bad.jsonl"
+        generated = cli(env, "generate", "--out", str(events), "--tenants", "2", "--subjects", "40",
+                        "--bad-out", str(bad))  # fmt: skip
         assert generated.returncode == 0, generated.stderr
-        for step in (("publish", str(events)), ("run", "--until-idle"), ("checkpoint",)):
+        steps = (("publish", str(events)), ("publish", "--unchecked", str(bad)), ("run", "--until-idle"),
+                 ("checkpoint",))  # fmt: skip
+        for step in steps:
             outcome = cli(env, *step)
             assert outcome.returncode == 0, (step, outcome.stderr)
         settings = Settings.from_env(env | {"LEDGER_HTTP_RATE_LIMIT": "100000"})
@@ -163,6 +170,17 @@ def test_sign_in_shows_the_tenant_overview(console: Console, context: BrowserCon
     expect(figures).to_contain_text(f"{counts['subjects']} subjects")
     expect(figures).to_contain_text(f"{counts['events']} events stored")
     expect(page.get_by_text("checkpoint 1:")).to_be_visible()
+    ledger = console.services.ledger
+    requests = open_requests(ledger, TENANT, datetime.now(UTC))
+    expect(figures).to_contain_text(
+        f"{len(requests)} rights requests open, {sum(c.overdue for c in requests)} overdue"
+    )
+    with ledger.writer.datastore.transaction() as curs:
+        letters = ledger.deadletters.counts(curs, Selection(tenant=TENANT))
+    assert letters, "the demo's malformed messages of this tenant are dead-lettered"
+    table = page.get_by_role("table").filter(has_text="Reason class")
+    for reason, counted in letters.items():
+        expect(table.locator("tr", has_text=reason)).to_contain_text(str(counted["open"]))
     cookies = {cookie["name"]: cookie for cookie in context.cookies()}
     session = cookies["ledger_console"]
     assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/console"
@@ -433,3 +451,30 @@ def test_pages_work_by_keyboard_and_print_without_navigation(
     page.emulate_media(media="print")
     expect(page.locator("header.bar")).to_be_hidden()
     expect(page.get_by_role("region", name="figures")).to_be_visible()
+
+
+def test_overview_clocks_are_the_rights_clocks(console: Console) -> None:
+    """The overview's open and overdue rights requests, read from the requests and holdings alone, are
+    those `open_requests` finds from whole subject states, deadlines and order included."""
+    ledger = console.services.ledger
+    now = datetime.now(UTC)
+    recent = int((now - T0).total_seconds() // 60) - 5 * 24 * 60
+    ledger.append(
+        [
+            fact(
+                OTHER,
+                subject,
+                f"console-dr-{n}",
+                "deletion.requested",
+                minutes=minutes,
+                data={"request_id": f"console-dr-{n}", "verified": True},
+            )
+            for n, (subject, minutes) in enumerate((("contact-000001", 10), ("contact-000002", recent)))
+        ]
+    )
+    console.services.projector.run(until_idle=True)
+    expected = open_requests(ledger, OTHER, now)
+    found = overview(ledger, OTHER, now, console.services.settings.purge_confirm_days)
+    assert found.soonest_requests == expected[:10]
+    assert found.requests_open == len(expected) >= 2
+    assert 1 <= found.requests_overdue == sum(c.overdue for c in expected) < len(expected)

@@ -120,7 +120,7 @@ def _subject_page(
         if state.first_seen is None:
             raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r} by then")
         orders, rules = None, services.rules(replay.as_of)
-    document = queries.as_json(state, rules, orders)
+    document = queries.as_json(state, rules, orders, replay.as_of or now)
     entries = history(ledger, tenant, subject, after, PAGE + 2)  # the first page loses the registration
     found: Horizon | None = (
         None

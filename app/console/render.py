@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ledger import times
 from ledger.errors import UsageError
-from ledger.retention import END_OF_TIME, RIGHTS_DEADLINE
+from ledger.retention import END_OF_TIME
 
 HERE = Path(__file__).resolve().parent
 PAGE = 50  # rows of any list on one page
@@ -95,7 +95,7 @@ def instant(value: str | None) -> datetime | None:
 
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(when=when, picker=picker, summary=summary, instant=instant)
-templates.env.globals.update(left=left, share=share, PAGE=PAGE, thirty_days=RIGHTS_DEADLINE)
+templates.env.globals.update(left=left, share=share, PAGE=PAGE)
 
 
 def page(
