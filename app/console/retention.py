@@ -64,13 +64,14 @@ async def retention_what_if(request: Request, tenant: TenantPath, session: Poste
     """Compare every held holding's expiry under the uploaded policy with the one in force."""
     if not session.key.sees(tenant):
         raise not_found(f"tenant {tenant!r}")
-    upload = (await request.form()).get("policy")
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        raise UsageError("choose a policy file (TOML, as LEDGER_RETENTION_POLICY takes) to compare")
+    form = await request.form()
     try:
+        upload = form.get("policy")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise UsageError("choose a policy file (TOML, as LEDGER_RETENTION_POLICY takes) to compare")
         text = await upload.read(MAX_POLICY_BYTES + 1)
     finally:
-        await upload.close()
+        await form.close()
     if len(text) > MAX_POLICY_BYTES:
         raise UsageError(f"a policy file is at most {MAX_POLICY_BYTES // 1024} KiB")
     try:

@@ -81,6 +81,7 @@ async def posted(request: Request) -> Session:
     form = await request.form()
     sent = form.get("csrf")
     if not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf):
+        await form.close()  # an uploaded file's spool, if any
         raise Refused(403, "this form has no valid form token: reload the page and send it again")
     return session
 
