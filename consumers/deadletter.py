@@ -97,28 +97,31 @@ def _too_large(letter: _Letter) -> bool:
 
 
 def refusal(record: Record, reason: str, max_bytes: int) -> Refusal:
-    """A refused record as the ledger keeps it, with its tenant when the envelope names a valid one
-    (a message larger than the contract takes is not parsed for it)."""
+    """A refused record as the ledger keeps it, with its tenant and subject when the envelope names
+    valid ones (a message larger than the contract takes is not parsed for them)."""
+    legible = record.value is not None and len(record.value) <= max_bytes
+    tenant, subject = _envelope(record.value) if legible and record.value else (None, None)
     return Refusal(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.key,
-        record.value,
-        _tenant(record.value) if record.value and len(record.value) <= max_bytes else None,
-        reason,
+        record.topic, record.partition, record.offset, record.key, record.value, tenant, reason, subject
     )
 
 
-def _tenant(value: bytes) -> str | None:
+def _envelope(value: bytes) -> tuple[str | None, str | None]:
+    """The tenant and subject the message names, each only if it matches the envelope's pattern."""
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError:
-        return None
-    tenant = document.get("tenant") if isinstance(document, dict) else None
-    return tenant if isinstance(tenant, str) and _tenant_pattern().fullmatch(tenant) else None
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    tenant, subject = (_valid(document.get(name), name) for name in ("tenant", "subject"))
+    return tenant, subject
+
+
+def _valid(value: object, name: str) -> str | None:
+    return value if isinstance(value, str) and _pattern(name).fullmatch(value) else None
 
 
 @cache
-def _tenant_pattern() -> re.Pattern[str]:
-    return re.compile(schemas.load(schemas.ENVELOPE)["properties"]["tenant"]["pattern"])
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(schemas.load(schemas.ENVELOPE)["properties"][name]["pattern"])

@@ -76,7 +76,8 @@ def check_class(name: str) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A message the consumer refused: where it came from, its bytes, its tenant if legible, why."""
+    """A message the consumer refused: where it came from, its bytes, its tenant and subject if
+    legible, why."""
 
     topic: str
     partition: int
@@ -85,6 +86,7 @@ class Refusal:
     value: bytes | None
     tenant: str | None
     reason: str
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,11 @@ class DeadLetterBook:
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (received_at)").format(
                 Identifier(f"{self.name}_received"), self.table
             ),
+            # Added after release: what erasing a subject finds its letters by (see `forget`).
+            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS subject_tag bytea").format(self.table),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (subject_tag)").format(
+                Identifier(f"{self.name}_subject"), self.table
+            ),
         ]
 
     def record(self, curs: Cursor, refusals: Sequence[Refusal], now: datetime, keep: int) -> int:
@@ -199,14 +206,16 @@ class DeadLetterBook:
                     None if data_key is None else day,
                     None if data_key is None else data_key.key_id,
                     sealed,
+                    self._subject_tag(refusal.tenant, refusal.subject),
                 )
             )
         curs.execute(
             SQL(
                 "INSERT INTO {} (identity, topic, partition, kafka_offset, tenant, reason_class, reason, "
-                "value_bytes, cut, key_day, key_id, sealed, received_at) "
+                "value_bytes, cut, key_day, key_id, sealed, subject_tag, received_at) "
                 "SELECT *, %s FROM unnest(%b::bytea[], %b::text[], %b::int[], %b::int8[], %b::text[], "
-                "%b::text[], %b::text[], %b::int[], %b::bool[], %b::text[], %b::uuid[], %b::text[]) "
+                "%b::text[], %b::text[], %b::int[], %b::bool[], %b::text[], %b::uuid[], %b::text[], "
+                "%b::bytea[]) "
                 "ON CONFLICT (identity) DO NOTHING RETURNING id"
             ).format(self.table),
             (now, *(list(column) for column in zip(*rows, strict=True))),
@@ -316,6 +325,22 @@ class DeadLetterBook:
         )
         return self.get(curs, letter_id)
 
+    def forget(self, curs: Cursor, tenant: str, subject: str, now: datetime) -> int:
+        """Discard the bytes of every letter that names this subject of this tenant, as a drop with
+        the reason `subject erased` (erasure reaches dead letters too); return how many."""
+        tag = self._subject_tag(tenant, subject)
+        if tag is None:
+            return 0
+        curs.execute(
+            SQL(
+                "UPDATE {} SET sealed = NULL, dropped_at = coalesce(dropped_at, %s), "
+                "dropped_why = coalesce(dropped_why, 'subject erased') "
+                "WHERE subject_tag = %s AND sealed IS NOT NULL"
+            ).format(self.table),
+            (now, tag),
+        )
+        return curs.rowcount
+
     def purge(self, curs: Cursor, now: datetime, days: int) -> int:
         """Delete the letters received more than `days` days before `now`, and destroy the keys of
         the days wholly before that; return how many letters were deleted."""
@@ -327,6 +352,12 @@ class DeadLetterBook:
                 if day < cutoff.date().isoformat():
                     self.keys.destroy(curs, KEY_TENANT, day)
         return deleted
+
+    def _subject_tag(self, tenant: str | None, subject: str | None) -> bytes | None:
+        """A keyed hash of the letter's tenant and subject: found again on erasure, never read back."""
+        if self.identity is None or tenant is None or subject is None:
+            return None
+        return hmac.new(self.identity, f"subject|{tenant}|{subject}".encode(), hashlib.sha256).digest()
 
     def _identity(self, refusal: Refusal) -> bytes:
         where = f"{refusal.topic}|{refusal.partition}|{refusal.offset}|".encode()

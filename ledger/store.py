@@ -512,6 +512,7 @@ class Ledger(Application[UUID]):
         if self.keys is None:
             raise ConfigError("erasure needs the master key: set LEDGER_MASTER_KEY or LEDGER_MASTER_KEY_FILE")
         destroyed = self.keys.destroy(curs, state.tenant, state.subject)
+        self.deadletters.forget(curs, state.tenant, state.subject, datetime.now(UTC))
         if state.erased and not destroyed:
             return None
         originator_id = subject_id(state.tenant, state.subject)

@@ -25,7 +25,7 @@ from ledger.store import Ledger
 from projections.schema import migrate
 from tests.canary import CANARY
 from tests.conftest import TEST_HOME, _free_port
-from tests.helpers import Message, collected, consent, event
+from tests.helpers import Message, collected, consent, event, fact
 
 NEW_CATEGORY = "voice_biometrics"
 
@@ -274,3 +274,31 @@ def test_dead_letters_survive_a_broker_restart(own_broker: Settings) -> None:
         ledger.close()
     assert values == [b"first", b"second", b"third"]
     assert [letter.offset for letter in letters] == [0, 1, 0]
+
+
+@pytest.mark.services
+def test_erasing_a_subject_discards_its_dead_letters_bytes(settings: Settings, ledger: Ledger) -> None:
+    """A letter naming an erased subject is dropped as `subject erased` and its bytes no longer open;
+    another subject's letter, and one naming no legible subject, keep theirs."""
+    ledger.append([fact("acme", "eve", "e1")])
+    refused = [
+        refusal(Message("events", 0, 1, None, _new_category("eve", "e2")), "schema violation: e", 4096),
+        refusal(Message("events", 0, 2, None, _new_category("fay", "f1")), "schema violation: f", 4096),
+        refusal(Message("events", 0, 3, None, b'{"tenant": "acme"}'), "schema violation: none", 4096),
+    ]
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        ledger.deadletters.record(curs, refused, datetime.now(UTC), keep=4096)
+    assert ledger.erase("acme", "eve", "test") is not None
+
+    letters = {letter.offset: letter for letter in _letters(ledger)}
+    assert (letters[1].status, letters[1].dropped_why, letters[1].sealed) == (
+        DROPPED,
+        "subject erased",
+        False,
+    )
+    assert [letter.status for letter in (letters[2], letters[3])] == [OPEN, OPEN]
+    with ledger.writer.datastore.transaction() as curs:
+        assert [o.value for o in ledger.deadletters.open(curs, [letters[2], letters[3]])] == [
+            refused[1].value,
+            refused[2].value,
+        ]
