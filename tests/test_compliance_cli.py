@@ -36,7 +36,8 @@ def _seed(ledger: Ledger) -> None:
 
 def test_violations_text_and_json_with_exit_codes(ledger: Ledger, env: dict[str, str]) -> None:
     """A contact after a withdrawal is listed with its events; the command answers 1 when it finds any
-    and 0 for a period without; an unknown tenant is refused with exit 2."""
+    and 0 for a period without; an unknown tenant, and a period given backwards (to ropa too), are
+    refused with exit 2."""
     _seed(ledger)
     found = cli(env, "violations", "acme")
     assert found.returncode == 1, found.stderr
@@ -47,6 +48,11 @@ def test_violations_text_and_json_with_exit_codes(ledger: Ledger, env: dict[str,
     quiet = cli(env, "violations", "acme", "--to", "2026-01-01T00:01:00Z")
     assert quiet.returncode == 0 and "0 violation(s)" in quiet.stdout
     assert cli(env, "violations", "nobody").returncode == 2
+    for command in ("violations", "ropa"):
+        backwards = cli(
+            env, command, "acme", "--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"
+        )
+        assert backwards.returncode == 2 and "--from is after --to" in backwards.stderr, backwards.stderr
 
 
 def test_ropa_in_every_form(ledger: Ledger, env: dict[str, str], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from app.bootstrap import Services
 from app.cli.output import print_json, read_text, shown, write_out
 from app.cli.parser import Command, moment
 from ledger.declaration import parse_declaration
+from ledger.errors import UsageError
 from ledger.settings import Settings
 from ledger.times import EARLIEST
 from projections import names
@@ -55,11 +56,19 @@ def _period(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--to", dest="end", type=moment, help="end of the period, excluded (default: now)")
 
 
+def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
+    """The period --from/--to give, refused out of order (it would report nothing, exit 0)."""
+    start, end = args.start or EARLIEST, args.end or now
+    if start > end:
+        raise UsageError("--from is after --to: give the period in order")
+    return start, end
+
+
 def _violations(args: argparse.Namespace, settings: Settings) -> int:
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
     now = datetime.now(UTC)
-    period = Period(args.start or EARLIEST, args.end or now, now)
+    period = Period(*_window(args, now), now)
     report = violations(
         services.ledger, args.tenant, period, services.rules(now), settings.purge_confirm_days
     )
@@ -78,10 +87,8 @@ def _violations(args: argparse.Namespace, settings: Settings) -> int:
 def _ropa(args: argparse.Namespace, settings: Settings) -> int:
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
-    end = args.end or datetime.now(UTC)
-    record = record_of_processing(
-        services.ledger, args.tenant, args.start or EARLIEST, end, services.rules(end)
-    )
+    start, end = _window(args, datetime.now(UTC))
+    record = record_of_processing(services.ledger, args.tenant, start, end, services.rules(end))
     texts: dict[str, Callable[[], str]] = {
         "csv": record.as_csv,
         "json": lambda: _json(record.as_json()),
