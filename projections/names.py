@@ -30,6 +30,14 @@ def require_vocabulary(kind: str, given: Iterable[str]) -> None:
             raise UnknownName(unknown(kind, name, known))
 
 
+def require_channel(channel: str, added: Iterable[str] = ()) -> None:
+    """Refuse a channel that is neither the vocabulary's nor one the tenant `added`
+    (LEDGER_EXTRA_CHANNELS), so a tenant's WhatsApp can be asked about like its SMS."""
+    known = [*vocabulary("channel"), *sorted(added)]
+    if channel not in known:
+        raise UnknownName(unknown("channel", channel, known))
+
+
 def require_tenant(ledger: Ledger, tenant: str) -> None:
     """Refuse a tenant with neither a stored event nor a projected subject."""
     with ledger.writer.datastore.transaction() as curs:

@@ -328,3 +328,22 @@ def test_export_is_private_and_can_go_to_stdout(env: dict[str, str], tmp_path: P
         os.chdir(cwd)
     assert json.loads(shown.stdout)["subject"] == "eve"
     assert not (tmp_path / "-").exists()
+
+
+def test_check_on_a_channel_the_tenant_added(env: dict[str, str], tmp_path: Path) -> None:
+    """A WhatsApp consent of a tenant that added the channel is checked like an SMS one; a tenant that did
+    not add it is told, in one line, which channels it has."""
+    added = env | {"LEDGER_EXTRA_CHANNELS": "acme:whatsapp"}
+    events = tmp_path / "events.jsonl"
+    lines = [
+        event("acme", "alice", "consent.given", consent("marketing", "whatsapp"), minutes=1),
+        event("globex", "carol", "consent.given", consent("marketing", "sms"), minutes=1),
+    ]
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert cli(added, "publish", str(events)).returncode == 0
+    assert cli(added, "run", "--until-idle").returncode == 0
+    allowed = cli(added, "check", "acme", "alice", "--purpose", "marketing", "--channel", "whatsapp")
+    assert (allowed.returncode, allowed.stdout.split(":")[0]) == (0, "allowed")
+    asked = ["check", "globex", "carol", "--purpose", "marketing", "--channel", "whatsapp"]
+    line = _one_line_error(cli(added, *asked))
+    assert "unknown channel 'whatsapp'" in line

@@ -101,7 +101,11 @@ def _serving(built: Services) -> Iterator[str]:
 def api(services: stack.Endpoints) -> Iterator[Api]:
     """The API served by uvicorn in a thread, over a database seeded with two tenants."""
     with fresh_database(services) as variables:
-        env = variables | {"LEDGER_HTTP_MAX_BODY_BYTES": str(MAX_BODY), "LEDGER_HTTP_RATE_LIMIT": "100000"}
+        env = variables | {
+            "LEDGER_HTTP_MAX_BODY_BYTES": str(MAX_BODY),
+            "LEDGER_HTTP_RATE_LIMIT": "100000",
+            "LEDGER_EXTRA_CHANNELS": "acme:whatsapp",
+        }
         settings = Settings.from_env(env)
         assert settings.database_url is not None
         built = Services(settings, stack.Endpoints(settings.database_url, services.kafka_bootstrap))
@@ -208,6 +212,26 @@ def test_check_answers_as_may_contact(api: Api) -> None:
                 params={"purpose": "marketing", "channel": "sms", "at": edge},
             )
             assert "outside the accepted range" in str(_problem(far, 422))
+
+
+def test_a_tenants_added_channel_is_asked_about_like_the_vocabularys(api: Api) -> None:
+    """acme added WhatsApp (LEDGER_EXTRA_CHANNELS): its checks on it are answered, single and bulk; for
+    globex, which did not, the channel is a 422 problem naming the channels it has."""
+    with api.client("acme", CHECKER) as client:
+        single = client.get(
+            "/v1/tenants/acme/subjects/alice/check", params={"purpose": "marketing", "channel": "whatsapp"}
+        )
+        expected = queries.may_contact(api.services.ledger, "acme", "alice", "marketing", "whatsapp")
+        assert single.status_code == 200
+        assert single.json()["reason"] == expected.reason
+        asked = {"purpose": "marketing", "channel": "whatsapp", "subjects": ["alice"]}
+        bulk = client.post("/v1/tenants/acme/checks", json=asked)
+        assert bulk.status_code == 200
+    with api.client("globex", CHECKER) as client:
+        refused = client.get(
+            "/v1/tenants/globex/subjects/carol/check", params={"purpose": "marketing", "channel": "whatsapp"}
+        )
+        assert "unknown channel 'whatsapp'" in _problem(refused, 422)["detail"]
 
 
 def test_bulk_check_denies_unknown_subjects(api: Api) -> None:

@@ -28,7 +28,11 @@ def register(command: Command) -> None:
         "check", _check, "may this subject be contacted for a purpose on a channel now?", who=True, json=True
     )
     check.add_argument("--purpose", required=True, type=word("purpose"))
-    check.add_argument("--channel", required=True, type=word("channel"))
+    check.add_argument(
+        "--channel",
+        required=True,
+        help="a channel of the vocabulary, or one the tenant added (LEDGER_EXTRA_CHANNELS)",
+    )
     check.add_argument("--at", type=moment, help="answer for this event time (RFC 3339) instead of now")
     known_at(check)
     command(
@@ -143,6 +147,7 @@ def _retention(holding: dict[str, Any]) -> str:
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     ledger = Services(settings).ledger
     names.require_tenant(ledger, args.tenant)
+    names.require_channel(args.channel, settings.channels_of(args.tenant))
     decision = contact_decision(
         ledger, args.tenant, args.subject, args.purpose, args.channel, at=args.at, known_at=args.known_at
     )

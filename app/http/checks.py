@@ -12,10 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from app.http.auth import Credentials, Key, admit, gate, presented
 from app.http.json import Json
 from app.http.params import Channel, Moment, Purpose, SubjectPath, TenantPath, Text
+from app.http.problems import Problem
 from ledger.access import ADMIN, AUDITOR, CHECKER, ApiKeys, digest, key_of
 from ledger.contact import Decision as Decided
-from ledger.errors import UnknownSubject
-from projections import queries
+from ledger.errors import UnknownName, UnknownSubject
+from projections import names, queries
 from projections.timeline import may_contact_at
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["checks"])
@@ -132,6 +133,7 @@ async def check(
         row = await cursor.fetchone()
     admit(request, None if row is None else key_of(row), tenant, *ROLES)
     assert row is not None  # admitted: the key was found
+    _require_channel(request, tenant, channel)
     decision = queries.decision_of(row, purpose, channel)
     if decision is None:
         raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
@@ -154,9 +156,18 @@ def _check_at(
     """A check at a past instant (`question`: tenant, subject, purpose, channel), in the thread pool."""
     tenant, subject, purpose, channel = question
     gate(request, credentials, tenant, *ROLES)
+    _require_channel(request, tenant, channel)
     ledger = request.app.state.services.ledger
     decision = may_contact_at(ledger, tenant, subject, purpose, channel, at=at, known_at=known_at)
     return _answer(request, decision)
+
+
+def _require_channel(request: Request, tenant: str, channel: str) -> None:
+    """422, like any word outside the vocabulary, unless the channel is the vocabulary's or the tenant's."""
+    try:
+        names.require_channel(channel, request.app.state.services.settings.channels_of(tenant))
+    except UnknownName as error:
+        raise Problem(422, str(error)) from None
 
 
 def _answer(request: Request, decision: Decided) -> Json:
@@ -188,6 +199,7 @@ def bulk_check(
 ) -> Json:
     """Allowed subjects by id; denied ones with the reason and the deciding event."""
     gate(request, credentials, tenant, CHECKER, AUDITOR)
+    _require_channel(request, tenant, body.channel)
     ledger = request.app.state.services.ledger
     decisions = queries.may_contact_many(ledger, tenant, body.subjects, body.purpose, body.channel)
     allowed = [subject for subject, decision in decisions.items() if decision.allowed]
