@@ -65,14 +65,16 @@ def test_run_answers_over_http_what_it_consumed_and_stops_cleanly(
         pass  # nothing listens any more
 
 
-def test_run_refuses_a_taken_port_in_one_line(env: dict[str, str]) -> None:
-    """With LEDGER_HTTP_PORT taken, `run` exits 2 before starting anything, saying how to fix it."""
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_taken_port_is_refused_in_one_line(env: dict[str, str], command: str) -> None:
+    """With LEDGER_HTTP_PORT taken, `run` and `serve` exit 2 before starting anything, saying how to
+    fix it."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "run"],
+            [sys.executable, "-m", "app.cli", command],
             env={**os.environ, **env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "warning"},
             capture_output=True,
             text=True,
@@ -82,4 +84,4 @@ def test_run_refuses_a_taken_port_in_one_line(env: dict[str, str]) -> None:
     assert done.returncode == 2, done
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"port {port} on 127.0.0.1 is taken" in done.stderr
-    assert "LEDGER_HTTP_PORT" in done.stderr and "--no-http" in done.stderr
+    assert "LEDGER_HTTP_PORT" in done.stderr and ("--no-http" in done.stderr) == (command == "run")

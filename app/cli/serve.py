@@ -17,10 +17,11 @@ def register(command: Command) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers < 1:
         raise UsageError("--workers takes a number of processes, 1 or more")
-    from app.http.server import serve
+    from app.http.server import listen, serve
 
     services = Services(settings)
     services.migrate().close()  # reachable, tables in place: fail here in one line, not in each worker
+    listen(settings, "or stop what listens on it").close()  # uvicorn would say it in 7 lines, exit 3
     print(f"serving the HTTP API on http://{settings.http_host}:{settings.http_port} (docs at /docs)")
     serve(settings, args.workers)
     return 0

@@ -81,8 +81,9 @@ class _Server(uvicorn.Server):
         return self.stop.is_set() or await super().on_tick(counter)
 
 
-def listen(settings: Settings) -> socket.socket:
-    """A socket bound to LEDGER_HTTP_HOST:LEDGER_HTTP_PORT, or one line saying why it cannot be."""
+def listen(settings: Settings, otherwise: str = "or run with --no-http") -> socket.socket:
+    """A socket bound to LEDGER_HTTP_HOST:LEDGER_HTTP_PORT, or one line saying why it cannot be and,
+    after setting LEDGER_HTTP_PORT, what `otherwise` can be done."""
     host, port = settings.http_host, settings.http_port
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
@@ -97,6 +98,6 @@ def listen(settings: Settings) -> socket.socket:
         taken = error.errno == errno.EADDRINUSE
         why = "is taken by another program" if taken else f"cannot be bound ({error.strerror})"
         raise ConfigError(
-            f"port {port} on {host} {why}: set LEDGER_HTTP_PORT to a free port, or run with --no-http"
+            f"port {port} on {host} {why}: set LEDGER_HTTP_PORT to a free port, {otherwise}"
         ) from None
     return sock
