@@ -7,6 +7,8 @@ holds lies in [EARLIEST, LATEST) and retention arithmetic on it (centuries added
 import re
 from datetime import UTC, datetime
 
+from ledger.errors import UsageError
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 EXAMPLE = "2026-01-31T09:30:00Z"
@@ -52,3 +54,12 @@ def within_range(moment: datetime) -> datetime:
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with `Z`, as in 2026-01-31T09:30:00Z (fractions of a second kept)."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def period(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """A report's period, from the beginning to `now` where not given; refused out of order, which
+    would report nothing and look like a clean record."""
+    start, end = start or EARLIEST, end or now
+    if start > end:
+        raise UsageError("the period's start (from) is after its end (to): give it in order")
+    return start, end

@@ -52,7 +52,9 @@ def test_violations_text_and_json_with_exit_codes(ledger: Ledger, env: dict[str,
         backwards = cli(
             env, command, "acme", "--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"
         )
-        assert backwards.returncode == 2 and "--from is after --to" in backwards.stderr, backwards.stderr
+        assert backwards.returncode == 2 and "start (from) is after its end (to)" in backwards.stderr, (
+            backwards.stderr
+        )
 
 
 def test_ropa_in_every_form(ledger: Ledger, env: dict[str, str], tmp_path: Path) -> None:

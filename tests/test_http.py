@@ -541,7 +541,8 @@ def test_no_request_the_schema_allows_breaks_the_server(api: Api) -> None:
 
 def test_compliance_reports_answer_as_the_cli(api: Api) -> None:
     """Violations and the record of processing answer with the CLI's JSON (the record also as CSV
-    and a Fides manifest); drift before any declaration is a 400 naming `declare`."""
+    and a Fides manifest); drift before any declaration is a 400 naming `declare`, and so is a period
+    given backwards."""
     with api.client("acme", AUDITOR) as client:
         report = client.get("/v1/tenants/acme/violations").json()
         assert set(report) >= {"counts", "violations", "opt_outs_followed_by_contacts"}
@@ -551,6 +552,10 @@ def test_compliance_reports_answer_as_the_cli(api: Api) -> None:
         assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("purpose,")
         assert client.get("/v1/tenants/acme/ropa", params={"format": "fides"}).json()["system"]
         assert "declare acme FILE" in _problem(client.get("/v1/tenants/acme/drift"), 400)["detail"]
+        backwards = {"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+        for report in ("violations", "ropa"):
+            refused = _problem(client.get(f"/v1/tenants/acme/{report}", params=backwards), 400)
+            assert "after its end" in refused["detail"]
 
 
 def test_a_restriction_denies_checks_over_http(api: Api) -> None:

@@ -12,9 +12,8 @@ from app.bootstrap import Services
 from app.cli.output import print_json, read_text, shown, write_out
 from app.cli.parser import Command, moment
 from ledger.declaration import parse_declaration
-from ledger.errors import UsageError
 from ledger.settings import Settings
-from ledger.times import EARLIEST
+from ledger.times import period
 from projections import names
 from projections.drift import drift
 from projections.queries import plain
@@ -56,21 +55,13 @@ def _period(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--to", dest="end", type=moment, help="end of the period, excluded (default: now)")
 
 
-def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
-    """The period --from/--to give, refused out of order (it would report nothing, exit 0)."""
-    start, end = args.start or EARLIEST, args.end or now
-    if start > end:
-        raise UsageError("--from is after --to: give the period in order")
-    return start, end
-
-
 def _violations(args: argparse.Namespace, settings: Settings) -> int:
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
     now = datetime.now(UTC)
-    period = Period(*_window(args, now), now)
+    within = Period(*period(args.start, args.end, now), now)
     report = violations(
-        services.ledger, args.tenant, period, services.rules(now), settings.purge_confirm_days
+        services.ledger, args.tenant, within, services.rules(now), settings.purge_confirm_days
     )
     if args.json:
         print_json(report.as_json())
@@ -87,7 +78,7 @@ def _violations(args: argparse.Namespace, settings: Settings) -> int:
 def _ropa(args: argparse.Namespace, settings: Settings) -> int:
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
-    start, end = _window(args, datetime.now(UTC))
+    start, end = period(args.start, args.end, datetime.now(UTC))
     record = record_of_processing(services.ledger, args.tenant, start, end, services.rules(end))
     texts: dict[str, Callable[[], str]] = {
         "csv": record.as_csv,

@@ -13,7 +13,7 @@ from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import Moment, TenantPath
 from ledger.access import AUDITOR
-from ledger.times import EARLIEST
+from ledger.times import period
 from projections.drift import drift
 from projections.ropa import record_of_processing
 from projections.violations import Period, violations
@@ -38,9 +38,14 @@ def tenant_violations(
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
     now = datetime.now(UTC)
-    period = Period(start or EARLIEST, to or now, now)
     rules = services.rules(now)
-    report = violations(services.ledger, tenant, period, rules, services.settings.purge_confirm_days)
+    report = violations(
+        services.ledger,
+        tenant,
+        Period(*period(start, to, now), now),
+        rules,
+        services.settings.purge_confirm_days,
+    )
     return Json(report.as_json())
 
 
@@ -62,8 +67,8 @@ def tenant_ropa(
     countries and transfer mechanisms, retention rules and messages sent, with counts."""
     gate(request, credentials, tenant, AUDITOR)
     services = request.app.state.services
-    end = to or datetime.now(UTC)
-    record = record_of_processing(services.ledger, tenant, start or EARLIEST, end, services.rules(end))
+    begin, end = period(start, to, datetime.now(UTC))
+    record = record_of_processing(services.ledger, tenant, begin, end, services.rules(end))
     if format == "csv":
         return Response(record.as_csv(), media_type="text/csv")
     return Json(record.as_fides() if format == "fides" else record.as_json())
