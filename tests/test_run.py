@@ -85,3 +85,37 @@ def test_a_taken_port_is_refused_in_one_line(env: dict[str, str], command: str) 
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"port {port} on 127.0.0.1 is taken" in done.stderr
     assert "LEDGER_HTTP_PORT" in done.stderr and ("--no-http" in done.stderr) == (command == "run")
+
+
+def _healthy(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
+def test_serve_writes_only_json_lines_to_stderr(env: dict[str, str]) -> None:
+    """`serve` at log level info answers and stops on SIGTERM with every stderr line a JSON event:
+    uvicorn's own plain-text lines (startup, shutdown) stay out of the log stream."""
+    assert cli(env, "migrate").returncode == 0
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env={**os.environ, **env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "info"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            wait_for(lambda: process.poll() is not None or _healthy(client), 60, "serve to answer")
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert f"serving the HTTP API on http://127.0.0.1:{port}" in out
+    for line in err.splitlines():
+        assert isinstance(orjson.loads(line), dict), line

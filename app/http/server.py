@@ -34,6 +34,7 @@ def serve(settings: Settings, workers: int) -> None:
         host=settings.http_host,
         port=settings.http_port,
         workers=workers,
+        log_config=None,  # as in `run`: stderr carries only JSON lines; `serve` says where it listens
         log_level=settings.log_level,
         access_log=False,  # requests are counted and timed in /metrics; per-request lines would name subjects
     )
