@@ -35,7 +35,7 @@ demo: install
 	$(CLI) drift tenant-1 | tail -n 3
 	$(CLI) violations tenant-1 | tail -n 1
 	$(CLI) check tenant-1 contact-000001 --purpose service --channel sms
-	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel voice || true
+	$(CLI) check tenant-1 contact-000001 --purpose marketing --channel email || true
 	$(CLI) stats
 	LEDGER_LOG_LEVEL=warning $(CLI) checkpoint
 	$(CLI) verify
