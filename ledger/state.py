@@ -4,6 +4,7 @@ The projections persist this state in tables; the aggregate and point-in-time qu
 function over stored events, so "now" and "as of" can never disagree about what a fact means.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,6 +181,22 @@ class RightsRequest:
 
 
 @dataclass
+class RightsChange:
+    """One fact on a rights request as it arrived (`step`: requested, fulfilled, refused or lifted;
+    `right` and `purposes` on the request only), with its event time, recorded time and place in the
+    subject's log, so contacts can be judged by restrictions and objections as known then and now."""
+
+    event_id: str
+    request_id: str
+    step: str
+    right: str | None
+    purposes: list[str] | None
+    at: datetime
+    recorded: datetime
+    version: int
+
+
+@dataclass
 class KeywordStop:
     """The latest keyword opt-out on one purpose x channel, and the latest explicit word on it (given,
     withdrawn, a signal), so that START can restore what the keyword withdrew (None: no word)."""
@@ -234,6 +251,7 @@ class SubjectState:
     consent_log: dict[tuple[str, str], ConsentChange] = field(default_factory=dict)
     contacts: dict[str, Contact] = field(default_factory=dict)
     rights_requests: dict[str, RightsRequest] = field(default_factory=dict)
+    rights_log: dict[str, RightsChange] = field(default_factory=dict)
     keyword_stops: dict[tuple[str, str], KeywordStop] = field(default_factory=dict)
     resubscribes: dict[str, Resubscribe] = field(default_factory=dict)
     child_signals: dict[str, ChildSignal] = field(default_factory=dict)
@@ -746,6 +764,24 @@ def _contacted(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
     )
 
 
+def _log_rights(step: str) -> Callable[[SubjectState, Logged, dict[str, Any]], None]:
+    """The rule that logs a rights fact of this step."""
+
+    def log(state: SubjectState, fact: Logged, data: dict[str, Any]) -> None:
+        state.rights_log[fact.event_id] = RightsChange(
+            fact.event_id,
+            data["request_id"],
+            step,
+            data.get("right"),
+            data.get("purposes"),
+            fact.at,
+            fact.recorded,
+            fact.version,
+        )
+
+    return log
+
+
 def _no_change(state: SubjectState, event_id: str, at: datetime, data: dict[str, Any]) -> None:
     """A contact changes nothing the subject's current state says; it is only logged."""
 
@@ -777,4 +813,8 @@ _LOGGED = {
     "optout.received": _log_opted_out,
     "contact.made": _contacted,
     "keyword.received": _log_keyword,
+    "rights.requested": _log_rights("requested"),
+    "rights.fulfilled": _log_rights(FULFILLED),
+    "rights.refused": _log_rights(REFUSED),
+    "rights.lifted": _log_rights("lifted"),
 }

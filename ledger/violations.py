@@ -34,12 +34,20 @@ KINDS = (
 
 @dataclass(frozen=True)
 class Word:
-    """The consent fact that decided a contact: its state, when it took effect and was recorded."""
+    """The consent fact that decided a contact: its state, when it took effect and was recorded, and
+    the objection request it came from, if it was one (an objection opts out on every channel)."""
 
     event_id: str
     state: str
     at: datetime
     recorded: datetime
+    objection: str | None = None
+
+    def said(self) -> str:
+        """What this word was, for a reason."""
+        if self.objection is not None:
+            return f"objected to by request {self.objection} since {rfc3339(self.at)}"
+        return f"consent {self.state} since {rfc3339(self.at)}"
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,12 @@ def judge_contact(
     erased_at: datetime | None,
     then: Word | None,
     now: Word | None,
-    restricted: Restriction | None = None,
+    restricted_then: Restriction | None = None,
+    restricted_now: Restriction | None = None,
 ) -> Verdict | None:
-    """A contact made at `at`, judged by the latest word on its purpose and channel as the ledger
-    knew it when the contact was recorded (`then`) and as it knows it now (`now`), and by a
-    restriction of processing in effect then; None if allowed.
+    """A contact made at `at`, judged by the latest word on its purpose and channel (an objection's
+    included) and by a restriction of processing in effect at `at`, each as the ledger knew it when the
+    contact was recorded (`then`) and as it knows it now (`now`); None if allowed.
 
     Transactional (`service`) messages need no consent and are never a violation.
     """
@@ -71,24 +80,45 @@ def judge_contact(
         return None
     if erased_at is not None and erased_at <= at:
         return Verdict(CONTACT_NOT_ALLOWED, f"the subject had been erased at {rfc3339(erased_at)}", [])
-    if restricted is not None and purpose not in STORAGE_BOUND:
-        since = rfc3339(restricted.since)
-        reason = f"processing was restricted since {since} by request {restricted.request_id} (GDPR Art. 18)"
+    if purpose in STORAGE_BOUND:  # a restriction still allows these (Art. 18(2))
+        restricted_then = restricted_now = None
+    if restricted_then is not None:
         return Verdict(
-            CONTACT_NOT_ALLOWED, reason, [] if restricted.event_id is None else [restricted.event_id]
+            CONTACT_NOT_ALLOWED, f"processing was {_restricted(restricted_then)}", _shown(restricted_then)
         )
     if then is None or then.state != GRANTED:
-        said = "no consent recorded" if then is None else f"consent {then.state} since {rfc3339(then.at)}"
+        said = "no consent recorded" if then is None else then.said()
         ids = [] if then is None else [then.event_id]
         return Verdict(CONTACT_NOT_ALLOWED, f"{said} for {purpose} on {channel} when it was sent", ids)
+    return _learned_late(then, now, restricted_now)
+
+
+def _learned_late(then: Word, now: Word | None, restricted_now: Restriction | None) -> Verdict | None:
+    """A contact allowed as known when sent, judged by what the ledger learned after it."""
+    if restricted_now is not None:
+        return Verdict(
+            CONTACT_LATE_OPT_OUT,
+            f"allowed as known when sent; processing {_restricted(restricted_now)}, which reached the "
+            "ledger only after the contact",
+            [then.event_id, *_shown(restricted_now)],
+        )
     if now is None or now.state == GRANTED:
         return None
+    word = "consent " + now.state if now.objection is None else f"objection by request {now.objection}"
     return Verdict(
         CONTACT_LATE_OPT_OUT,
-        f"allowed as known when sent; consent {now.state} at {rfc3339(now.at)} reached the ledger "
+        f"allowed as known when sent; {word} at {rfc3339(now.at)} reached the ledger "
         f"only at {rfc3339(now.recorded)}",
         [then.event_id, now.event_id],
     )
+
+
+def _restricted(restriction: Restriction) -> str:
+    return f"restricted since {rfc3339(restriction.since)} by request {restriction.request_id} (GDPR Art. 18)"
+
+
+def _shown(restriction: Restriction) -> list[str]:
+    return [] if restriction.event_id is None else [restriction.event_id]
 
 
 def business_days(start: datetime, end: datetime) -> int:

@@ -27,6 +27,7 @@ from ledger.state import (
     KeywordStop,
     LegalHold,
     Resubscribe,
+    RightsChange,
     RightsRequest,
     Share,
     SubjectState,
@@ -89,6 +90,7 @@ PARTS = (
 LOGS = (
     Part("proj_consent_log", ConsentChange, "consent_log", ("event_id", "purpose")),
     Part("proj_contacts", Contact, "contacts", ("event_id",)),
+    Part("proj_rights_log", RightsChange, "rights_log", ("event_id",)),
 )
 SUBJECT_COLUMN_TYPES = (
     ("first_seen", "timestamptz"),

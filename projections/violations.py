@@ -16,6 +16,7 @@ from ledger import violations as kinds
 from ledger.contact import STORAGE_BOUND, Restriction
 from ledger.retention import Rule
 from ledger.rights import RightsClock
+from ledger.state import DIRECT_MARKETING, GRANTED, OPTED_OUT
 from ledger.store import Ledger
 from ledger.violations import Word, business_days, judge_contact
 from projections.queries import plain
@@ -30,29 +31,50 @@ LEFT JOIN LATERAL (SELECT event_id, state, at, recorded FROM proj_consent_log l
   AND l.channel = c.channel AND l.at <= c.time {}
   ORDER BY l.at DESC, l.version DESC LIMIT 1) {} ON true
 """
-# A restriction of processing in effect when the contact was made: requested by then, not lifted by
-# then, not refused by then (ledger.state.restriction_in_effect, at the contact's instant).
+# A restriction of processing in effect when the contact was made: requested by then, not lifted or
+# refused by then (ledger.state.restriction_in_effect at the contact's instant), among every fact (now)
+# or among the facts stored before the contact (then); from the rights log, as the consent words are.
 _RESTRICTED = """
-LEFT JOIN LATERAL (SELECT request_id, requested_at, event_id FROM proj_rights_requests q
-  WHERE q.tenant = c.tenant AND q.subject = c.subject AND q."right" = 'restriction'
-  AND q.requested_at <= c.time AND (q.lifted_at IS NULL OR q.lifted_at > c.time)
-  AND NOT (q.status = 'refused' AND q.answered_at <= c.time)
-  ORDER BY q.requested_at, q.request_id LIMIT 1) r ON c.purpose <> ALL(%(storage_bound)s)
+LEFT JOIN LATERAL (SELECT q.request_id, q.at, q.event_id FROM proj_rights_log q
+  WHERE q.tenant = c.tenant AND q.subject = c.subject AND q.step = 'requested'
+  AND q."right" = 'restriction' AND q.at <= c.time {0}
+  AND NOT EXISTS (SELECT FROM proj_rights_log e WHERE e.tenant = q.tenant AND e.subject = q.subject
+    AND e.request_id = q.request_id AND e.step IN ('lifted', 'refused') AND e.at <= c.time {1})
+  ORDER BY q.at, q.request_id LIMIT 1) {2} ON c.purpose <> ALL(%(storage_bound)s)
 """
+# The latest word an objection naming the contact's purpose said on it, on every channel: direct
+# marketing stops on receipt (Art. 21(3)), any other purpose once the objection is upheld (fulfilled).
+_OBJECTED = """
+LEFT JOIN LATERAL (SELECT o.event_id, o.at, o.recorded, q.request_id FROM proj_rights_log q
+  JOIN proj_rights_log o ON o.tenant = q.tenant AND o.subject = q.subject AND o.request_id = q.request_id
+  WHERE q.tenant = c.tenant AND q.subject = c.subject AND q.step = 'requested'
+  AND q."right" = 'objection' AND c.purpose = ANY(q.purposes) AND o.at <= c.time {0}
+  AND (o.step = 'fulfilled' OR o.step = 'requested' AND c.purpose = ANY(%(direct_marketing)s))
+  ORDER BY o.at DESC, o.version DESC LIMIT 1) {1} ON true
+"""
+_BEFORE = "AND {0}.version < c.version"
 _CONTACTS = SQL(
     "SELECT c.subject, c.event_id, c.purpose, c.channel, c.message_id, c.campaign, c.time, c.recorded, "
     "s.erased_at, now.event_id AS now_id, now.state AS now_state, now.at AS now_at, "
     "now.recorded AS now_recorded, then_.event_id AS then_id, then_.state AS then_state, "
-    "then_.at AS then_at, then_.recorded AS then_recorded, r.request_id AS restricted_by, "
-    "r.requested_at AS restricted_at, r.event_id AS restriction_event "
+    "then_.at AS then_at, then_.recorded AS then_recorded, "
+    "r_now.request_id AS r_now_id, r_now.at AS r_now_at, r_now.event_id AS r_now_event, "
+    "r_then.request_id AS r_then_id, r_then.at AS r_then_at, r_then.event_id AS r_then_event, "
+    "o_now.event_id AS o_now_id, o_now.at AS o_now_at, o_now.recorded AS o_now_recorded, "
+    "o_now.request_id AS o_now_request, o_then.event_id AS o_then_id, o_then.at AS o_then_at, "
+    "o_then.recorded AS o_then_recorded, o_then.request_id AS o_then_request "
     "FROM proj_contacts c JOIN proj_subjects s ON s.tenant = c.tenant AND s.subject = c.subject "
     + _LATEST.format("", "now")
     + _LATEST.format("AND l.version < c.version", "then_")
-    + _RESTRICTED
+    + _RESTRICTED.format("", "", "r_now")
+    + _RESTRICTED.format(_BEFORE.format("q"), _BEFORE.format("e"), "r_then")
+    + _OBJECTED.format("", "o_now")
+    + _OBJECTED.format(f"{_BEFORE.format('q')} {_BEFORE.format('o')}", "o_then")
     + "WHERE c.tenant = %(tenant)s AND c.purpose <> 'service' "
     "AND c.time >= %(start)s AND c.time < %(end)s "
     "AND (s.erased_at <= c.time OR now.state IS DISTINCT FROM 'granted' "
-    "OR then_.state IS DISTINCT FROM 'granted' OR r.request_id IS NOT NULL) ORDER BY c.time, c.subject"
+    "OR then_.state IS DISTINCT FROM 'granted' OR r_now.request_id IS NOT NULL "
+    "OR r_then.request_id IS NOT NULL OR o_now.event_id IS NOT NULL) ORDER BY c.time, c.subject"
 )
 _COLLECTED = SQL(
     "SELECT subject, event_id, category, system, time, reason FROM proj_violations "
@@ -144,6 +166,7 @@ def violations(
         "end": period.end,
         "now": period.now,
         "storage_bound": list(STORAGE_BOUND),
+        "direct_marketing": list(DIRECT_MARKETING),
     }
     notes: list[str] = []
     with ledger.writer.datastore.transaction() as curs:
@@ -175,17 +198,15 @@ def _contacts(rows: Sequence[dict[str, Any]]) -> tuple[list[Entry], list[dict[st
     entries = []
     after_opt_out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        then = _word(row, "then_")
-        now = _word(row, "now_")
-        restricted = None
-        if row["restricted_by"] is not None:
-            restricted = Restriction(row["restricted_by"], row["restricted_at"], row["restriction_event"])
+        then = _later(_word(row, "then_"), _objection(row, "o_then_"))
+        now = _later(_word(row, "now_"), _objection(row, "o_now_"))
         verdict = judge_contact(
             row["purpose"],
             row["channel"],
             row["time"],
             erased_at=row["erased_at"],
-            restricted=restricted,
+            restricted_then=_restriction(row, "r_then_"),
+            restricted_now=_restriction(row, "r_now_"),
             then=then,
             now=now,
         )
@@ -198,11 +219,11 @@ def _contacts(rows: Sequence[dict[str, Any]]) -> tuple[list[Entry], list[dict[st
             "campaign": row["campaign"],
             "recorded": row["recorded"],
         }
-        if verdict.kind == kinds.CONTACT_LATE_OPT_OUT and now is not None:
+        if verdict.kind == kinds.CONTACT_LATE_OPT_OUT and now is not None and now.state != GRANTED:
             details |= {"opted_out_at": now.at, "opt_out_recorded": now.recorded}
         shown_by = [row["event_id"], *verdict.event_ids]
         entries.append(Entry(verdict.kind, row["subject"], row["time"], verdict.reason, shown_by, details))
-        if now is not None and now.state != "granted":
+        if now is not None and now.state != GRANTED and now.objection is None:
             after_opt_out.setdefault(now.event_id, []).append(row)
     measured = [_measure(contacts) for contacts in after_opt_out.values()]
     entries += [_obeyed_late(measure) for measure in measured if not measure["within_fcc"]]
@@ -213,6 +234,27 @@ def _word(row: dict[str, Any], prefix: str) -> Word | None:
     if row[f"{prefix}id"] is None:
         return None
     return Word(row[f"{prefix}id"], row[f"{prefix}state"], row[f"{prefix}at"], row[f"{prefix}recorded"])
+
+
+def _objection(row: dict[str, Any], prefix: str) -> Word | None:
+    if row[f"{prefix}id"] is None:
+        return None
+    at, recorded = row[f"{prefix}at"], row[f"{prefix}recorded"]
+    return Word(row[f"{prefix}id"], OPTED_OUT, at, recorded, objection=row[f"{prefix}request"])
+
+
+def _later(word: Word | None, objection: Word | None) -> Word | None:
+    """The word in force: the later by event time (an objection wins a tie, as it folds over every
+    channel's word of that instant)."""
+    if objection is not None and (word is None or objection.at >= word.at):
+        return objection
+    return word
+
+
+def _restriction(row: dict[str, Any], prefix: str) -> Restriction | None:
+    if row[f"{prefix}id"] is None:
+        return None
+    return Restriction(row[f"{prefix}id"], row[f"{prefix}at"], row[f"{prefix}event"])
 
 
 def _measure(contacts: list[dict[str, Any]]) -> dict[str, Any]:

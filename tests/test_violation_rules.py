@@ -41,10 +41,35 @@ def test_a_restriction_refuses_all_but_storage_bound_purposes() -> None:
     restricted = Restriction("r1", T0, "q1")
     at = T0 + MINUTE
     refused = judge_contact(
-        "marketing", "sms", at, erased_at=None, then=granted, now=granted, restricted=restricted
+        "marketing", "sms", at, erased_at=None, then=granted, now=granted, restricted_then=restricted
     )
     assert refused is not None and refused.kind == kinds.CONTACT_NOT_ALLOWED and refused.event_ids == ["q1"]
     kept = judge_contact(
-        "legal_compliance", "sms", at, erased_at=None, then=granted, now=granted, restricted=restricted
+        "legal_compliance", "sms", at, erased_at=None, then=granted, now=granted, restricted_then=restricted
     )
     assert kept is None
+
+
+def test_a_restriction_learned_after_the_contact_is_a_late_one() -> None:
+    """A contact allowed as known when sent, made while a restriction stood that the ledger learned of
+    only later, is 'allowed then, not as known now', naming the grant and the restriction."""
+    granted = Word("g", "granted", T0, T0)
+    late = judge_contact(
+        "marketing",
+        "sms",
+        T0 + MINUTE,
+        erased_at=None,
+        then=granted,
+        now=granted,
+        restricted_now=Restriction("r1", T0, "q1"),
+    )
+    assert late is not None and late.kind == kinds.CONTACT_LATE_OPT_OUT and late.event_ids == ["g", "q1"]
+    assert "reached the ledger only after the contact" in late.reason
+
+
+def test_an_objection_is_named_as_the_word_that_refused_the_contact() -> None:
+    """An objection in force when the contact was sent refuses it with the objection's request named."""
+    objected = Word("o", "opted_out", T0, T0, objection="r-obj")
+    refused = judge_contact("marketing", "email", T0 + MINUTE, erased_at=None, then=objected, now=objected)
+    assert refused is not None and refused.kind == kinds.CONTACT_NOT_ALLOWED
+    assert refused.reason.startswith("objected to by request r-obj since")

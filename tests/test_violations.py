@@ -179,3 +179,69 @@ def test_a_contact_while_processing_is_restricted_is_not_allowed(ledger: Ledger)
     assert (entry["kind"], entry["message_id"]) == (kinds.CONTACT_NOT_ALLOWED, "m-restricted")
     assert "restricted since 2026-01-01T00:10:00Z by request r-hal" in entry["reason"]
     assert entry["event_ids"] == ["hal-2", "hal-1"]
+
+
+def test_a_restriction_is_judged_as_known_when_sent_and_as_known_now(ledger: Ledger) -> None:
+    """A contact made after a restriction's event time but stored before the ledger learned of it is
+    'allowed then, not as known now'; one made while a restriction stood as then known is 'not allowed'
+    even if a lift back-dated before it arrived later."""
+    _store(
+        ledger,
+        "acme",
+        "ida",
+        ("consent.given", 0, consent()),
+        ("contact.made", 20, _message("m-before-known")),
+        ("rights.requested", 10, {"request_id": "r-ida", "right": "restriction", "channel": "email"}),
+        ("contact.made", 40, _message("m-while-known")),
+        ("rights.lifted", 30, {"request_id": "r-ida"}),  # lifted before m-while-known, learned after
+    )
+    report = _report(ledger, "acme", T0 + timedelta(days=1))
+    found = {entry["message_id"]: entry for entry in report["violations"]}
+    assert found["m-before-known"]["kind"] == kinds.CONTACT_LATE_OPT_OUT
+    assert found["m-before-known"]["event_ids"] == ["ida-1", "ida-0", "ida-2"]
+    assert "opted_out_at" not in found["m-before-known"]
+    assert found["m-while-known"]["kind"] == kinds.CONTACT_NOT_ALLOWED
+    assert found["m-while-known"]["event_ids"] == ["ida-3", "ida-2"]
+    assert len(report["violations"]) == 2
+
+
+def test_an_objection_to_direct_marketing_covers_every_channel(ledger: Ledger) -> None:
+    """After an objection to marketing, a marketing contact on any channel is not allowed until a later
+    grant on that channel; one sent before the ledger learned of the objection is 'allowed then, not
+    as known now'; an objected analytics purpose is not refused before the objection is upheld, and no
+    FCC opt-out measure is made of an objection."""
+    objection = {
+        "request_id": "r-jo",
+        "right": "objection",
+        "channel": "email",
+        "purposes": ["marketing", "analytics"],
+    }
+    _store(
+        ledger,
+        "acme",
+        "jo",
+        ("consent.given", 0, consent()),  # marketing on sms
+        ("consent.given", 0, consent(channel="email")),
+        ("consent.given", 0, consent(purpose="analytics")),
+        ("contact.made", 20, _message("m-before-known")),
+        ("rights.requested", 10, objection),
+        ("contact.made", 30, _message("m-sms")),
+        ("contact.made", 31, _message("m-email", channel="email")),
+        ("contact.made", 32, _message("m-analytics", purpose="analytics")),
+        ("consent.given", 40, consent(channel="email")),  # granted again on email after the objection
+        ("contact.made", 50, _message("m-email-again", channel="email")),
+        ("rights.fulfilled", 60, {"request_id": "r-jo", "outcome": "objection_upheld"}),
+        ("contact.made", 70, _message("m-analytics-upheld", purpose="analytics")),
+    )
+    report = _report(ledger, "acme", T0 + timedelta(days=1))
+    found = {entry["message_id"]: entry for entry in report["violations"]}
+    assert sorted(found) == ["m-analytics-upheld", "m-before-known", "m-email", "m-sms"]
+    assert found["m-before-known"]["kind"] == kinds.CONTACT_LATE_OPT_OUT
+    assert "objection by request r-jo" in found["m-before-known"]["reason"]
+    assert found["m-before-known"]["event_ids"] == ["jo-3", "jo-0", "jo-4"]
+    for message in ("m-sms", "m-email"):
+        assert found[message]["kind"] == kinds.CONTACT_NOT_ALLOWED
+        assert found[message]["event_ids"][1:] == ["jo-4"]
+        assert "objected to by request r-jo since 2026-01-01T00:10:00Z" in found[message]["reason"]
+    assert found["m-analytics-upheld"]["event_ids"][1:] == ["jo-10"]
+    assert report["opt_outs_followed_by_contacts"] == []
