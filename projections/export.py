@@ -1,5 +1,6 @@
 """Access and portability export (GDPR Art. 15 and 20): everything the ledger knows about a subject."""
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -64,3 +65,9 @@ def export(ledger: Ledger, tenant: str, subject: str, rules: list[Rule]) -> dict
     }
     exported: dict[str, Any] = plain(document)
     return exported
+
+
+def export_text(ledger: Ledger, tenant: str, subject: str, rules: list[Rule]) -> str:
+    """The export as a file holds it and the HTTP answer sends it: the text whose SHA-256 an answer to
+    an access or portability request records."""
+    return json.dumps(export(ledger, tenant, subject, rules), indent=2) + "\n"

@@ -1,5 +1,6 @@
 """The HTTP API through a real uvicorn server on a free port, over the real PostgreSQL and broker."""
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
 from ledger.signing import SigningKey
 from projections import queries
+from projections.history import history
 from tests.conftest import _free_port, fresh_database
 from tests.helpers import T0, cli, collected, consent, event, fact, wait_for
 
@@ -138,6 +140,7 @@ TENANT_ENDPOINTS: list[tuple[str, str, object]] = [
     ("GET", "/v1/tenants/{t}/subjects/{s}?as_of=2026-01-01T00:03:00Z", None),
     ("GET", "/v1/tenants/{t}/subjects/{s}/history", None),
     ("GET", "/v1/tenants/{t}/subjects/{s}/export", None),
+    ("POST", "/v1/tenants/{t}/subjects/{s}/requests/r-none/export", None),
     ("GET", "/v1/tenants/{t}/receipts/c1", None),
     ("GET", "/v1/tenants/{t}/breach?system=crm&from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z", None),
     ("GET", "/v1/tenants/{t}/overdue", None),
@@ -581,3 +584,47 @@ def test_a_restriction_denies_checks_over_http(api: Api) -> None:
     assert [(r["request_id"], r["right"], r["status"]) for r in shown["rights_requests"]] == [
         ("r-9", "restriction", "open")
     ]
+
+
+def test_an_export_answers_an_access_request_over_http(api: Api) -> None:
+    """An admin's POST answers a verified access request with the export it sends, recording the SHA-256
+    of exactly that body as the answer and the read in the access log; an auditor may not, and an
+    unverified or already answered request is refused with nothing recorded."""
+    asked = {"request_id": "r-uma", "right": "access", "channel": "email"}
+    ledger = api.services.ledger
+    ledger.append(
+        [
+            fact("acme", "uma", "u1", minutes=1),
+            fact("acme", "uma", "u2", "rights.requested", minutes=2, data=asked),
+        ]
+    )
+    api.services.projector.run(until_idle=True)
+    path = "/v1/tenants/acme/subjects/uma/requests/r-uma/export"
+    with api.client("acme", AUDITOR) as auditor:
+        _problem(auditor.post(path), 403)
+    with api.client(None, ADMIN) as admin:
+        assert "is not verified" in _problem(admin.post(path), 400)["detail"]
+        assert (
+            "no rights request 'r-nope'"
+            in _problem(admin.post(path.replace("r-uma", "r-nope")), 400)["detail"]
+        )
+        assert queries.subject_state(ledger, "acme", "uma").rights_requests["r-uma"].status == "open"
+        verified = {"request_id": "r-uma", "method": "email_link"}
+        ledger.append([fact("acme", "uma", "u3", "rights.verified", minutes=3, data=verified)])
+        answered = admin.post(path)
+        assert answered.status_code == 201, answered.text
+        digest = hashlib.sha256(answered.content).hexdigest()
+        assert answered.headers["X-Export-SHA256"] == digest
+        assert answered.json()["subject"] == "uma"
+        api.services.projector.run(until_idle=True)
+        request = queries.subject_state(ledger, "acme", "uma").rights_requests["r-uma"]
+        assert (request.status, request.outcome, request.export_sha256) == (
+            "fulfilled",
+            "copy_provided",
+            digest,
+        )
+        assert answered.headers["X-Event-Id"] in {e.event_id for e in history(ledger, "acme", "uma")}
+        assert "answered (fulfilled) already" in _problem(admin.post(path), 400)["detail"]
+    with api.client("acme", AUDITOR) as auditor:
+        logged = auditor.get("/v1/tenants/acme/access-log", params={"subject": "uma"}).json()
+    assert [(entry["endpoint"], entry["role"]) for entry in logged] == [("export", ADMIN)]

@@ -180,14 +180,14 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from projections.export import export
+    from projections.export import export_text
     from projections.rights import answerable, export_digest, record_export
 
     services = Services(settings)
     names.require_tenant(services.ledger, args.tenant)
     if args.answers:  # refused before anything is written
         answerable(services.ledger, args.tenant, args.subject, args.answers)
-    text = json.dumps(export(services.ledger, args.tenant, args.subject, services.rules()), indent=2) + "\n"
+    text = export_text(services.ledger, args.tenant, args.subject, services.rules())
     to_file = write_out(args.out, text, private=True)
     if to_file:
         print(f"wrote the export of subject {args.subject} of tenant {args.tenant} to {args.out}")

@@ -8,7 +8,19 @@ from fastapi import FastAPI
 
 from app.bootstrap import Services
 from app.console.site import create_app as create_console
-from app.http import checks, compliance, deadletters, events, evidence, health, keys, pool, problems, reads
+from app.http import (
+    answers,
+    checks,
+    compliance,
+    deadletters,
+    events,
+    evidence,
+    health,
+    keys,
+    pool,
+    problems,
+    reads,
+)
 from app.http.auth import RateLimiter
 from app.http.json import Json
 from app.http.limits import BodyLimit
@@ -90,6 +102,7 @@ def create_app(services: Services) -> FastAPI:
         evidence.router,
         keys.router,
         deadletters.router,
+        answers.router,
     )
     for router in routers:
         app.include_router(router, responses=PROBLEMS)

@@ -69,6 +69,11 @@ EventPath = Annotated[
     Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="the event's id"),
     AfterValidator(_storable),
 ]
+RequestPath = Annotated[
+    str,
+    Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="a rights request's id"),
+    AfterValidator(_storable),
+]
 System = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="a system, as events name it")
 ]
