@@ -25,6 +25,7 @@ from psycopg.sql import SQL
 
 from app import stack
 from app.bootstrap import Services
+from app.console.render import when
 from app.http.api import create_app
 from ledger.access import ADMIN, AUDITOR, CHECKER
 from ledger.deadletters import Selection
@@ -478,3 +479,37 @@ def test_overview_clocks_are_the_rights_clocks(console: Console) -> None:
     assert found.soonest_requests == expected[:10]
     assert found.requests_open == len(expected) >= 2
     assert 1 <= found.requests_overdue == sum(c.overdue for c in expected) < len(expected)
+
+
+def test_a_rights_request_shows_on_its_clock(console: Console, context: BrowserContext) -> None:
+    """An open access request extended too late shows on the overview and the subject page with its
+    right, regime, deadline, why its extension does not count, and how long it is overdue."""
+    tenant, subject = "tenant-rights", "contact-r1"
+    asked = {"request_id": "r-clock", "right": "access", "channel": "email", "jurisdiction": "EU"}
+    ledger = console.services.ledger
+    ledger.append(
+        [
+            fact(tenant, subject, "rc-1", "rights.requested", minutes=0, data=asked),
+            fact(
+                tenant,
+                subject,
+                "rc-2",
+                "rights.extended",
+                minutes=40 * 24 * 60,
+                data={"request_id": "r-clock", "reason": "complexity"},
+            ),
+        ]
+    )
+    console.services.projector.run(until_idle=True)
+    [clock] = open_requests(ledger, tenant, datetime.now(UTC))
+    assert clock.overdue and not clock.extended and clock.extension_note
+    page = _sign_in(context, console, console.key(tenant, AUDITOR))
+    row = page.locator("tr", has_text="r-clock")
+    for text in ("access", clock.regime, when(clock.deadline), clock.extension_note, "overdue by"):
+        expect(row).to_contain_text(text)
+    expect(row).to_have_class("late")
+    page.goto(f"{console.url}/console/t/{tenant}/subjects/{subject}")
+    item = page.locator("li", has_text="r-clock")
+    for text in ("Access request", clock.regime, when(clock.deadline), clock.extension_note, "overdue by"):
+        expect(item).to_contain_text(text)
+    expect(item).to_have_class("late")
