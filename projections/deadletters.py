@@ -6,6 +6,7 @@ access log, in the transaction that reads them, before they are given out.
 
 import base64
 import getpass
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,13 @@ def letter(ledger: Ledger, letter_id: int) -> DeadLetter:
     """One letter (never its bytes), or `UnknownDeadLetter`."""
     with ledger.writer.datastore.transaction() as curs:
         return ledger.deadletters.get(curs, letter_id)
+
+
+def named(ledger: Ledger, letter_ids: Sequence[int]) -> list[DeadLetter]:
+    """The letters a replay names, or `UnknownDeadLetter` for the first that does not exist: a
+    misspelt id is a mistake to report, not a replay that tried nothing."""
+    with ledger.writer.datastore.transaction() as curs:
+        return [ledger.deadletters.get(curs, letter_id) for letter_id in letter_ids]
 
 
 def original(ledger: Ledger, letter_id: int, reader: ApiKey, endpoint: str) -> Opened:

@@ -78,12 +78,14 @@ def test_only_an_admin_opens_the_original_bytes_and_the_access_log_says_so(
 
 
 def test_replay_and_drop_over_http_and_their_metrics(api: Api, letters: dict[str, int]) -> None:  # noqa: F811
-    """An admin replays acme's letter (stored once: a second replay tries nothing) and drops the
-    globex one (its bytes are gone: 410); /metrics counts letters by class and status, and replays."""
+    """An admin replays acme's letter (stored once: a second replay tries nothing; naming a letter
+    that does not exist is a 404) and drops the globex one (its bytes are gone: 410); /metrics
+    counts letters by class and status, and replays."""
     with api.client(None, ADMIN) as admin:
         first = admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"]]}).json()
         assert first["stored"] == [{"id": letters["acme"], "event_id": "late-1"}]
         assert admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"]]}).json()["tried"] == 0
+        _problem(admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"], 987654]}), 404)
         dropped = admin.post(f"/v1/deadletters/{letters['globex']}/drop", json={"why": "test data"}).json()
         assert (dropped["status"], dropped["dropped_why"]) == ("dropped", "test data")
         _problem(admin.get(f"/v1/deadletters/{letters['globex']}?original=true"), 410)

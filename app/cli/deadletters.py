@@ -107,10 +107,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     services = Services(settings)
     ledger = services.migrate()
-    for letter_id in args.ids:  # a letter named that cannot be replayed is a mistake, not "tried 0"
-        named = deadletters.letter(ledger, letter_id)
-        if named.status != OPEN:
-            raise UsageError(f"dead letter {letter_id} is {named.status}: only an open one can be replayed")
+    for letter in deadletters.named(ledger, args.ids):  # naming one already done is a mistake here too
+        if letter.status != OPEN:
+            raise UsageError(f"dead letter {letter.id} is {letter.status}: only an open one can be replayed")
     done = replay(
         ledger,
         services.contract,

@@ -124,6 +124,7 @@ def replay_letters(request: Request, *, body: Annotated[Replay, Body()], credent
     """`deadletters replay --json`: each letter stored (as which event) or still refused (why)."""
     gate(request, credentials, None, ADMIN)
     services = request.app.state.services
+    deadletters.named(services.ledger, body.ids)  # 404 for an id that does not exist
     selection = Selection(ids=tuple(body.ids), reason_class=body.reason)
     return Json(replay(services.ledger, services.contract, selection, datetime.now(UTC)).as_json())
 
