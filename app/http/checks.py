@@ -9,6 +9,7 @@ from psycopg.sql import SQL
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.http import examples
 from app.http.auth import Credentials, Key, admit, gate, presented
 from app.http.json import Json
 from app.http.params import Channel, Moment, Purpose, SubjectPath, TenantPath, Text
@@ -69,29 +70,7 @@ class BulkAnswer(BaseModel):
     allowed: list[str]
     denied: list[Denied]
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "purpose": "marketing",
-                    "channel": "sms",
-                    "allowed": ["alice"],
-                    "denied": [
-                        {
-                            "subject": "bob",
-                            "reason": "consent for marketing on sms is withdrawn since 2026-01-01T00:05:00Z",
-                            "event_id": "b2",
-                        },
-                        {
-                            "subject": "nobody",
-                            "reason": "unknown subject: the tenant has no subject with this id",
-                            "event_id": None,
-                        },
-                    ],
-                }
-            ]
-        }
-    }
+    model_config = {"json_schema_extra": {"examples": [examples.BULK]}}
 
 
 @router.get(

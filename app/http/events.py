@@ -9,6 +9,7 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, Field, WithJsonSchema
 
 import schemas
+from app.http import examples
 from app.http.auth import Key, gate
 from app.http.json import Json
 from app.http.problems import Problem
@@ -40,7 +41,7 @@ class Accepted(BaseModel):
 
     accepted: list[str] = Field(description="the ids of the events, in the order sent")
 
-    model_config = {"json_schema_extra": {"examples": [{"accepted": ["evt-1", "evt-2"]}]}}
+    model_config = {"json_schema_extra": {"examples": [examples.EVENTS_ACCEPTED]}}
 
 
 class Refusal(BaseModel):
