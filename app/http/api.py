@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.bootstrap import Services
 from app.console.site import create_app as create_console
@@ -22,6 +23,7 @@ from app.http import (
     reads,
 )
 from app.http.auth import RateLimiter
+from app.http.fastcheck import FastCheck
 from app.http.json import Json
 from app.http.limits import BodyLimit
 from app.http.metrics import Measured, Metrics
@@ -75,9 +77,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.metrics.close()
 
 
+class Api(FastAPI):
+    """FastAPI with the single check's fast path (app/http/fastcheck.py) ahead of its whole middleware
+    stack, so the common check skips it all."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        state = self.state
+        return FastCheck(
+            super().build_middleware_stack(),
+            pool=state.pool,
+            keys=state.services.ledger.api_keys,
+            settings=state.services.settings,
+            limiter=state.limiter,
+            metrics=state.metrics,
+        )
+
+
 def create_app(services: Services) -> FastAPI:
     """An application answering from `services`."""
-    app = FastAPI(
+    app = Api(
         title="consent-ledger",
         version="0.1.0",
         description=DESCRIPTION.format(

@@ -66,16 +66,23 @@ class RateLimiter:
 
     def take(self, key_id: str) -> None:
         """Spend one request of this key, or refuse it with 429 and when to retry."""
+        wait = self.spend(key_id)
+        if wait > 0:
+            raise Problem(
+                429,
+                f"this key is over its limit of {self.rate:.0f} requests a second; retry shortly",
+                {"Retry-After": str(max(1, round(wait)))},
+            )
+
+    def spend(self, key_id: str) -> float:
+        """Spend one request of this key if it has one left (0 returned), else spend nothing and return
+        the seconds until it has one."""
         now = time.monotonic()
         with self.lock:
             tokens, then = self.buckets.get(key_id, (self.rate, now))
             tokens = min(self.rate, tokens + (now - then) * self.rate)
             if tokens < 1:
                 self.buckets[key_id] = (tokens, now)
-                wait = (1 - tokens) / self.rate
-                raise Problem(
-                    429,
-                    f"this key is over its limit of {self.rate:.0f} requests a second; retry shortly",
-                    {"Retry-After": str(max(1, round(wait)))},
-                )
+                return (1 - tokens) / self.rate
             self.buckets[key_id] = (tokens - 1, now)
+            return 0.0

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
+from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +14,7 @@ from app.http import examples
 from app.http.auth import Credentials, Key, admit, gate, presented
 from app.http.json import Json
 from app.http.params import Channel, Moment, Purpose, SubjectPath, TenantPath, Text
+from app.http.pool import Pool
 from app.http.problems import Problem
 from ledger.access import ADMIN, AUDITOR, CHECKER, ApiKeys, digest, key_of
 from ledger.contact import Decision as Decided
@@ -96,9 +98,28 @@ async def check(
         return await run_in_threadpool(
             _check_at, request, credentials, (tenant, subject, purpose, channel), moment, known_at
         )
-    async with request.app.state.pool.connection() as conn:
+    state = request.app.state
+    row = await keyed_row(
+        state.pool, state.services.ledger.api_keys, text, (tenant, subject, purpose, channel)
+    )
+    admit(request, None if row is None else key_of(row), tenant, *ROLES)
+    assert row is not None  # admitted: the key was found
+    _require_channel(request, tenant, channel)
+    decision = queries.decision_of(row, purpose, channel)
+    if decision is None:
+        raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
+    return _answer(request, decision)
+
+
+async def keyed_row(
+    pool: Pool, keys: ApiKeys, text: str, question: tuple[str, str, str, str]
+) -> DictRow | None:
+    """The row of the single check's statement (`queries.keyed_decision`) for the key `text` and
+    `question` (tenant, subject, purpose, channel); None when no live key has that text."""
+    tenant, subject, purpose, channel = question
+    async with pool.connection() as conn:
         cursor = await conn.execute(
-            _keyed(request.app.state.services.ledger.api_keys),
+            keyed_statement(keys),
             {
                 "hash": digest(text),
                 "roles": ROLES_SEEING,
@@ -109,18 +130,11 @@ async def check(
             },
             prepare=True,
         )
-        row = await cursor.fetchone()
-    admit(request, None if row is None else key_of(row), tenant, *ROLES)
-    assert row is not None  # admitted: the key was found
-    _require_channel(request, tenant, channel)
-    decision = queries.decision_of(row, purpose, channel)
-    if decision is None:
-        raise UnknownSubject(f"tenant {tenant!r} has no subject {subject!r}: check both ids")
-    return _answer(request, decision)
+        return await cursor.fetchone()
 
 
 @functools.cache
-def _keyed(keys: ApiKeys) -> SQL:
+def keyed_statement(keys: ApiKeys) -> SQL:
     """The single check's statement over this key table, composed once."""
     return SQL(queries.keyed_decision(keys.table).as_string())
 
@@ -151,7 +165,12 @@ def _require_channel(request: Request, tenant: str, channel: str) -> None:
 
 def _answer(request: Request, decision: Decided) -> Json:
     request.app.state.metrics.decided(int(decision.allowed), int(not decision.allowed))
-    return Json({"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id})
+    return Json(answer(decision))
+
+
+def answer(decision: Decided) -> dict[str, object]:
+    """The body of a single check's answer (`Decision`)."""
+    return {"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id}
 
 
 @router.post("/checks", response_model=BulkAnswer, summary="bulk check: up to 10,000 subjects in one query")

@@ -11,4 +11,9 @@ class Json(JSONResponse):
     """`application/json` through orjson."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
+        return dumps(content)
+
+
+def dumps(content: Any) -> bytes:
+    """The body `Json` sends for `content`."""
+    return orjson.dumps(content, option=orjson.OPT_UTC_Z)

@@ -75,6 +75,12 @@ def response(status: int, detail: str, headers: dict[str, str] | None = None, **
     return Response(orjson.dumps(body | extra), status, headers, media_type=MEDIA_TYPE)
 
 
+def unavailable(error: Exception, path: str) -> Response:
+    """503 for a database that did not answer (`error`) a request of `path`, logged."""
+    log.warning("http.database_failed", error=type(error).__name__, path=path)
+    return response(503, "PostgreSQL is not answering; retry shortly", {"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     """Answer every failure with a problem document."""
 
@@ -102,8 +108,7 @@ def install(app: FastAPI) -> None:
     async def database(request: Request, error: Exception) -> Response:
         if not isinstance(error, OperationalError | InterfaceError | psycopg.OperationalError | PoolTimeout):
             return await unexpected(request, error)
-        log.warning("http.database_failed", error=type(error).__name__, path=request.url.path)
-        return response(503, "PostgreSQL is not answering; retry shortly", {"Retry-After": "1"})
+        return unavailable(error, request.url.path)
 
     async def unexpected(request: Request, error: Exception) -> Response:
         log.error("http.failed", error=type(error).__name__, path=request.url.path)
