@@ -3,10 +3,12 @@
 A PostgreSQL advisory lock makes sure two schedulers never sweep at once. Orders are recorded (with a
 RetentionExpired event) before they are sent, and marked sent only after the broker acknowledged
 them, so a crash anywhere leaves exactly one order per expired holding and at worst a re-send, which
-carries the same order id.
+carries the same order id. Every sweep that runs to its end is recorded (ledger/sweeps.py), ordering
+or not, so that a scheduler that stopped shows as one.
 """
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,7 @@ from ledger.retry import Backoff, Retry, Skipped, Stopped
 from ledger.settings import Settings
 from ledger.state import unconfirmed_recipients
 from ledger.store import Ledger
+from ledger.sweeps import SweepRecord
 from ledger.times import rfc3339
 from projections.retention import expired, open_orders, rules_in_force
 
@@ -44,6 +47,12 @@ class Sweep:
     skipped: Skipped = field(
         default_factory=Skipped
     )  # subjects that failed: logged, counted, left for next time
+
+    def record(self, at: datetime, finished_at: datetime) -> SweepRecord:
+        """What the record of sweeps keeps of this one."""
+        return SweepRecord(
+            at, finished_at, Counter(order.tenant for order in self.ordered), len(self.skipped.subjects)
+        )
 
 
 class Sweeper:
@@ -85,6 +94,7 @@ class Sweeper:
             done.deadletters_purged = self.ledger.deadletters.purge(
                 curs, now, self.settings.deadletter_retention_days
             )
+            self.ledger.sweeps.record(curs, done.record(now, datetime.now(UTC)))
         log.info(
             "sweep.done",
             ordered=len(done.ordered),

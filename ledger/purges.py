@@ -196,12 +196,12 @@ class OrderBook:
         assert row is not None  # an aggregate without GROUP BY always answers one row
         return {"open": row["open"], "confirmed": row["confirmed"], "overdue": row["overdue"]}
 
-    def made(self, curs: Cursor) -> tuple[int, datetime | None]:
-        """Over every tenant: how many orders were ever made, and when the last was (None: none)."""
-        curs.execute(SQL("SELECT count(*) AS made, max(ordered_at) AS last FROM {}").format(self.table))
+    def made(self, curs: Cursor) -> int:
+        """Over every tenant: how many orders were ever made (when the last was: ledger/sweeps.py)."""
+        curs.execute(SQL("SELECT count(*) AS made FROM {}").format(self.table))
         row = curs.fetchone()
         assert row is not None  # an aggregate without GROUP BY always answers one row
-        return row["made"], row["last"]
+        return int(row["made"])
 
     def overdue(self, curs: Cursor, tenant: str, confirm_within: datetime) -> list[dict[str, object]]:
         """The tenant's orders sent before `confirm_within` and still unconfirmed."""

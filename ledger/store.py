@@ -37,6 +37,7 @@ from ledger.policy import POLICY_ID, RetentionPolicy, digest
 from ledger.purges import OrderBook, PurgeOrder
 from ledger.state import SubjectState, erasure_due
 from ledger.subject import FACT_CLASSES, Subject, subject_id
+from ledger.sweeps import SweepLog
 from ledger.transcoder import OrjsonTranscoder
 
 log = structlog.get_logger()
@@ -273,6 +274,7 @@ class Ledger(Application[UUID]):
             else KeyStore(self.writer.datastore.schema, f"{self.writer.events_table_name}_keys", master_key)
         )
         self.orders = OrderBook(self.writer.datastore.schema, f"{self.writer.events_table_name}_purge_orders")
+        self.sweeps = SweepLog(self.writer.datastore.schema, f"{self.writer.events_table_name}_sweeps")
         self.api_keys = ApiKeys(self.writer.datastore.schema, f"{self.writer.events_table_name}_api_keys")
         self.access_log = AccessLog(
             self.writer.datastore.schema, f"{self.writer.events_table_name}_access_log"
@@ -289,8 +291,8 @@ class Ledger(Application[UUID]):
         )
 
     def create_tables(self) -> None:
-        """Create the event table, its receipts, the data keys, the purge orders, the API keys, the
-        console sessions, the access log and the dead letters where missing.
+        """Create the event table, its receipts, the data keys, the purge orders, the record of sweeps,
+        the API keys, the console sessions, the access log and the dead letters where missing.
 
         Never done on construction: a query must work for a role that may only SELECT
         (projections/schema.py creates every table of the ledger, for `migrate`, `up` and the components).
@@ -301,6 +303,7 @@ class Ledger(Application[UUID]):
     def _create_side_tables(self) -> None:
         with self.writer.datastore.transaction(commit=True) as curs:
             curs.execute(self.orders.create_statement())
+            curs.execute(self.sweeps.create_statement())
             curs.execute(self.api_keys.create_statement())
             curs.execute(self.sessions.create_statement())
             for statement in self.access_log.create_statements():

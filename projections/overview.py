@@ -1,5 +1,5 @@
-"""One tenant at a glance: its size, the clocks that are running, its dead letters, and when its log
-was last proven.
+"""One tenant at a glance: its size, the clocks that are running, when the retention sweep last ran
+(and last ordered a purge of the tenant's), its dead letters, and when its log was last proven.
 
 Every figure is one aggregate query over an indexed table or a short list ordered by urgency; the
 rights clocks read only the subjects with an open request. None of it loads the tenant.
@@ -17,6 +17,7 @@ from ledger.deadletters import Selection
 from ledger.rights import RightsClock, clock, deadline_rules
 from ledger.state import Holding, RightsRequest, SubjectState
 from ledger.store import Ledger
+from ledger.sweeps import SweepSummary
 from projections import tables
 
 SHOWN = 10  # the most urgent requests and orders listed; the counts cover all of them
@@ -35,6 +36,7 @@ class Overview:
     orders_open: int
     orders_overdue: int
     oldest_orders: list[dict[str, Any]]
+    sweeps: SweepSummary  # the last sweep, and the last that ordered a purge of this tenant's
     dead_letters: dict[str, dict[str, int]]  # per reason class: open, replayed, dropped
     last_checkpoint: TreeHead | None
     last_verification: Verification | None
@@ -71,6 +73,7 @@ def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> O
         )
         oldest_orders = list(curs.fetchall())
         dead_letters = ledger.deadletters.counts(curs, Selection(tenant=tenant))
+        sweeps = ledger.sweeps.summary(curs, tenant)
         requests = _open_clocks(curs, tenant, now)
     return Overview(
         tenant=tenant,
@@ -82,6 +85,7 @@ def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> O
         orders_open=orders["open"],
         orders_overdue=orders["overdue"],
         oldest_orders=oldest_orders,
+        sweeps=sweeps,
         dead_letters=dead_letters,
         last_checkpoint=latest_head(ledger),
         last_verification=last_verification(ledger),

@@ -26,6 +26,7 @@ from ledger.retention import (
 from ledger.retry import Skipped
 from ledger.state import HELD, SubjectState
 from ledger.store import Ledger
+from ledger.sweeps import SweepSummary
 from projections import tables
 from projections.queries import order_fields, plain
 
@@ -209,6 +210,12 @@ def order_counts(ledger: Ledger, now: datetime, confirm_days: int) -> dict[str, 
     they were sent, as of `now`) and `confirmed`."""
     with ledger.writer.datastore.transaction() as curs:
         return ledger.orders.counts(curs, now - timedelta(days=confirm_days))
+
+
+def sweeps(ledger: Ledger, tenant: str | None = None) -> SweepSummary:
+    """How many sweeps ran, the last one, and the last that ordered a purge (of `tenant`'s)."""
+    with ledger.writer.datastore.transaction() as curs:
+        return ledger.sweeps.summary(curs, tenant)
 
 
 def unconfirmed_orders(

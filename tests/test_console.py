@@ -34,6 +34,7 @@ from projections import queries
 from projections.breach import breach_impact
 from projections.overview import overview
 from projections.receipts import check_receipt
+from projections.retention import sweeps
 from projections.rights import open_requests
 from projections.timeline import state_at
 from tests.conftest import _free_port, fresh_database
@@ -408,7 +409,8 @@ def test_verify_is_for_admins_and_passes(console: Console, context: BrowserConte
         page.get_by_role("link", name="Download the latest signed tree head").click()
     assert '"tree_head"' in Path(caught.value.path()).read_text()
     page.goto(f"{console.url}/console/t/{TENANT}")
-    expect(page.locator("dl.facts")).to_contain_text("passed")
+    integrity = page.locator("dl.facts", has_text="Last checkpoint")  # not the sweeps' facts
+    expect(integrity).to_contain_text("passed")
     with _tampered(console, position=2):
         page.goto(f"{console.url}/console/verify")
         page.get_by_role("button", name="Run verify now").click()
@@ -416,7 +418,7 @@ def test_verify_is_for_admins_and_passes(console: Console, context: BrowserConte
         expect(result.locator("li").first).to_contain_text(re.compile(r"break at position \d+ .*altered"))
         _shot(page, "verify")
         page.goto(f"{console.url}/console/t/{TENANT}")
-        expect(page.locator("dl.facts")).to_contain_text(re.compile(r"FAILED: \d+ break\(s\)"))
+        expect(integrity).to_contain_text(re.compile(r"FAILED: \d+ break\(s\)"))
 
 
 @contextmanager
@@ -479,6 +481,32 @@ def test_overview_clocks_are_the_rights_clocks(console: Console) -> None:
     assert found.soonest_requests == expected[:10]
     assert found.requests_open == len(expected) >= 2
     assert 1 <= found.requests_overdue == sum(c.overdue for c in expected) < len(expected)
+
+
+def test_overview_says_when_the_sweep_last_ran_and_last_ordered(console: Console) -> None:
+    """The overview names the last sweep, even one that ordered nothing for the tenant, with the
+    tenant's orders, apart from the last sweep that ordered a purge of the tenant's data."""
+    services = console.services
+    piped = sweeps(services.ledger, TENANT).last_ordered
+    assert piped is not None and piped.orders[TENANT] > 0, "the pipeline's sweep ordered demo purges"
+    swept = services.sweeper.sweep(piped.at + timedelta(seconds=1))  # ordered already: nothing new
+    assert swept is not None and [o for o in swept.ordered if o.tenant == TENANT] == []
+    last = sweeps(services.ledger, TENANT).last
+    assert last is not None
+    with httpx.Client(base_url=console.url) as browser:
+        form = browser.get("/console/sign-in")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        signed_in = browser.post(
+            "/console/sign-in", data={"key": console.key(TENANT, AUDITOR), "csrf": token[1]}
+        )
+        assert signed_in.status_code == 303
+        page = browser.get(f"/console/t/{TENANT}").text
+    assert f"<dt>Last sweep</dt>\n  <dd>{when(last.at)}, ordered 0 purge(s) of this tenant" in page
+    ordered = (
+        f"<dt>Last sweep that ordered</dt>\n  <dd>{when(piped.at)}, {piped.orders[TENANT]} purge(s)</dd>"
+    )
+    assert ordered in page
 
 
 def test_a_rights_request_shows_on_its_clock(console: Console, context: BrowserContext) -> None:

@@ -26,6 +26,8 @@ from consumers import ingest, kafka
 from ledger.access import ADMIN, AUDITOR, CHECKER, PUBLISHER, ROLES
 from ledger.settings import Settings
 from ledger.signing import SigningKey
+from ledger.sweeps import SweepRecord
+from ledger.times import rfc3339
 from projections import queries
 from projections.history import history
 from tests.conftest import _free_port, fresh_database
@@ -305,6 +307,41 @@ def test_roles_limit_what_a_key_may_do(api: Api) -> None:
         assert admin.get("/v1/stats").json()["tenants"]["globex"] == {"events": 1, "subjects": 1}
 
 
+def test_stats_say_when_sweeps_ran_each_tenant_seeing_its_own_orders(api: Api) -> None:
+    """/v1/stats gives the last sweep and the last that ordered, with every tenant's orders; a
+    tenant's /stats gives the last sweep with its own orders alone, the last that ordered for it,
+    and no other tenant's figures."""
+    ledger = api.services.ledger
+    ordering = SweepRecord(T0, T0 + timedelta(seconds=2), {"acme": 2, "globex": 1}, failed=1)
+    other_tenant = SweepRecord(T0 + timedelta(hours=1), T0 + timedelta(hours=1, seconds=1), {"globex": 1}, 0)
+    with ledger.writer.datastore.transaction(commit=True) as curs:
+        ledger.sweeps.record(curs, ordering)
+        ledger.sweeps.record(curs, other_tenant)
+    with api.client(None, ADMIN) as admin:
+        every = admin.get("/v1/stats").json()
+    assert every["last_sweep"] == {
+        "at": rfc3339(T0 + timedelta(hours=1)),
+        "finished_at": rfc3339(T0 + timedelta(hours=1, seconds=1)),
+        "ordered": 1,
+        "orders": {"globex": 1},
+        "failed": 0,
+    }
+    assert every["last_sweep_ordered"] == every["last_sweep"]  # it ordered, if not for acme
+    with api.client("acme", AUDITOR) as auditor:
+        own = auditor.get("/v1/tenants/acme/stats").json()
+    assert own["last_sweep"] == {
+        "at": rfc3339(T0 + timedelta(hours=1)),
+        "finished_at": rfc3339(T0 + timedelta(hours=1, seconds=1)),
+        "ordered": 0,
+    }
+    assert own["last_sweep_ordered"] == {
+        "at": rfc3339(T0),
+        "finished_at": rfc3339(T0 + timedelta(seconds=2)),
+        "ordered": 2,
+    }
+    assert own["sweeps"] == every["sweeps"] >= 2
+
+
 def test_revocation_takes_effect_at_once(api: Api) -> None:
     """`keys revoke` refuses the key from its very next request; `keys list` never shows a key's text."""
     created = cli(api.env, "keys", "create", "--tenant", "acme", "--role", CHECKER)
@@ -467,8 +504,8 @@ def _metric(text: str, sample: str) -> float:
 
 def test_metrics_follow_real_traffic(services: stack.Endpoints) -> None:
     """After messages flow through the real broker and consumer, /metrics shows each partition's lag
-    falling to zero, the projection lag in events and seconds falling to zero once projected, and a
-    sweep's purge orders (made, last ordered, open)."""
+    falling to zero, the projection lag in events and seconds falling to zero once projected, every
+    sweep (one that found nothing too) apart from the last that ordered, and purge orders (made, open)."""
     with fresh_database(services) as env:
         settings = Settings.from_env(env)
         assert settings.database_url is not None and settings.kafka_bootstrap is not None
@@ -497,12 +534,24 @@ def test_metrics_follow_real_traffic(services: stack.Endpoints) -> None:
             assert _metric(stored, "ledger_projection_lag_events") == 2
             assert _metric(stored, "ledger_projection_lag_seconds") > 0
             built.projector.run(until_idle=True)
-            assert built.sweeper.sweep(T0 + timedelta(days=366 * 8)) is not None
+            assert "ledger_sweep_last_timestamp_seconds" not in stored  # no sweep has run
+            assert built.sweeper.sweep(T0) is not None  # nothing has expired yet
+            found_nothing = httpx.get(f"{url}/metrics").text
+            assert _metric(found_nothing, "ledger_sweeps_total") == 1
+            assert _metric(found_nothing, "ledger_sweep_last_timestamp_seconds") == T0.timestamp()
+            assert _metric(found_nothing, "ledger_sweep_last_orders") == 0
+            assert "ledger_purge_last_ordered_timestamp_seconds" not in found_nothing
+            expired = T0 + timedelta(days=366 * 8)
+            assert built.sweeper.sweep(expired) is not None
+            assert built.sweeper.sweep(expired + timedelta(hours=1)) is not None  # ordered already
             swept = httpx.get(f"{url}/metrics").text
             assert _metric(swept, "ledger_projection_lag_seconds") == 0
             assert _metric(swept, "ledger_purge_orders_total") == 1
             assert _metric(swept, "ledger_purge_orders_open") == 1
-            assert _metric(swept, "ledger_purge_last_ordered_timestamp_seconds") > 0
+            assert _metric(swept, "ledger_sweeps_total") == 3
+            assert _metric(swept, "ledger_sweep_last_timestamp_seconds") == expired.timestamp() + 3600
+            assert _metric(swept, "ledger_sweep_last_orders") == 0
+            assert _metric(swept, "ledger_purge_last_ordered_timestamp_seconds") == expired.timestamp()
         built.close()
 
 

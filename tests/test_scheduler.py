@@ -15,10 +15,12 @@ from ledger.purges import orders_for
 from ledger.retention import policy_document
 from ledger.settings import Settings
 from ledger.store import Ledger
+from ledger.sweeps import SweepSummary
+from ledger.times import rfc3339
 from projections import queries
 from projections.history import history
 from projections.projector import Projector
-from projections.retention import expired, order_counts, rules_in_force
+from projections.retention import expired, order_counts, rules_in_force, sweeps
 from tests.helpers import T0, cli, collected, fact
 
 pytestmark = pytest.mark.services
@@ -109,6 +111,47 @@ def test_seven_years_to_the_day_then_orders_once_confirms_and_shreds(
     done = sweeper.sweep(DUE + timedelta(days=1))
     assert done is not None and done.confirmed == [("acme", "ola")] and done.shredded == [("acme", "ola")]
     assert history(ledger, "acme", "ola")[0].personal == "erased"
+
+
+def test_every_sweep_is_recorded_whether_it_orders_or_not(
+    sweeper: Sweeper, settings: Settings, ledger: Ledger, env: dict[str, str]
+) -> None:
+    """A sweep that finds nothing is recorded as the last sweep, apart from the last that ordered;
+    a sweep that could not take the lock, and a dry run, record nothing; `stats` tells them apart."""
+    assert sweeps(ledger) == SweepSummary(0, None, None)
+    assert "last sweep       never  (no sweep recorded: is a scheduler running?)" in cli(env, "stats").stdout
+
+    assert sweeper.sweep(DUE - timedelta(days=1)) is not None  # nothing due yet
+    found_nothing = sweeps(ledger)
+    assert found_nothing.sweeps == 1 and found_nothing.last_ordered is None
+    assert found_nothing.last is not None and found_nothing.last.at == DUE - timedelta(days=1)
+    assert found_nothing.last.ordered == 0
+
+    assert sweeper.sweep(DUE) is not None
+    assert sweeper.sweep(DUE + timedelta(hours=1)) is not None  # ordered already: nothing new
+    with psycopg.connect(settings.database_url or "", autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
+        assert sweeper.sweep(DUE + timedelta(hours=2)) is None
+    assert cli(env, "scheduler", "--dry-run").returncode == 0
+    recorded = sweeps(ledger)
+    assert recorded.sweeps == 3
+    assert recorded.last is not None and recorded.last.at == DUE + timedelta(hours=1)
+    assert recorded.last.ordered == 0
+    assert recorded.last_ordered is not None and recorded.last_ordered.at == DUE
+    assert dict(recorded.last_ordered.orders) == {"acme": 2}
+    assert sweeps(ledger, "acme").last_ordered == recorded.last_ordered
+    assert sweeps(ledger, "globex").last_ordered is None
+
+    stats = json.loads(cli(env, "stats", "--json").stdout)
+    assert stats["sweeps"] == 3
+    assert stats["last_sweep"]["at"] == rfc3339(DUE + timedelta(hours=1))
+    assert (stats["last_sweep"]["ordered"], stats["last_sweep_ordered"]["ordered"]) == (0, 2)
+    assert stats["last_sweep_ordered"]["orders"] == {"acme": 2}
+    shown = cli(env, "stats").stdout
+    assert (
+        f"last sweep       {rfc3339(DUE + timedelta(hours=1))}  ordered 0, failed 0 (3 sweeps run)" in shown
+    )
+    assert f"last ordering    {rfc3339(DUE)}  ordered 2 (the last sweep that ordered a purge)" in shown
 
 
 def test_recipients_are_ordered_to_purge_and_shredding_waits_for_them(

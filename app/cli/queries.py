@@ -15,6 +15,8 @@ from app.cli.parser import Command, known_at, moment, word
 from ledger.errors import ServiceUnavailable, UsageError
 from ledger.retention import PURGE_ORDERED
 from ledger.settings import Settings
+from ledger.sweeps import SweepSummary
+from ledger.times import rfc3339
 from projections import deadletters, names, queries
 from projections.timeline import contact_decision, subject_document
 
@@ -201,12 +203,15 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.retention import sweeps
+
     services = Services(settings)
     tenants = queries.counts(services.ledger)
     projection_lag = queries.progress(services.ledger).lag
     kept = deadletters.figures(services.ledger)[0].values()
     deadlettered = sum(sum(statuses.values()) for statuses in kept)
     still_open = sum(statuses["open"] for statuses in kept)
+    swept = sweeps(services.ledger)
     consumer_lag, note = _from_broker(services)
     if args.json:
         print_json(
@@ -216,6 +221,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
                 "deadletters_open": still_open,
                 "consumer_lag": consumer_lag,
                 "projection_lag": projection_lag,
+                **swept.as_json(),
                 "note": note,
             }
         )
@@ -227,9 +233,24 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         f"consumer lag     {'unknown' if consumer_lag is None else consumer_lag:>8}  messages not yet stored"
     )
     print(f"projection lag   {projection_lag:>8}  stored events not yet projected")
+    _print_sweeps(swept)
     if note:
         print(f"note: {note}")
     return 0
+
+
+def _print_sweeps(swept: SweepSummary) -> None:
+    """When the last sweep ran, and the last that ordered a purge: a scheduler that stopped shows as
+    an old (or no) last sweep, one that finds nothing as a recent one that ordered 0."""
+    last, ordering = swept.last, swept.last_ordered
+    if last is None:
+        print("last sweep       never  (no sweep recorded: is a scheduler running?)")
+    else:
+        what = f"ordered {last.ordered}, failed {last.failed} ({swept.sweeps} sweeps run)"
+        print(f"last sweep       {rfc3339(last.at)}  {what}")
+    when = "never" if ordering is None else rfc3339(ordering.at)
+    ordered = "" if ordering is None else f"  ordered {ordering.ordered}"
+    print(f"last ordering    {when}{ordered} (the last sweep that ordered a purge)")
 
 
 def _from_broker(services: Services) -> tuple[int | None, str | None]:

@@ -226,7 +226,16 @@ PURGES: Any = [
         "purge_overdue": None,
     }
 ]
-TENANT_STATS: Any = {"tenants": {"acme": {"events": 4, "subjects": 2}}}
+TENANT_STATS: Any = {
+    "tenants": {"acme": {"events": 4, "subjects": 2}},
+    "sweeps": 3,
+    "last_sweep": {"at": "2026-11-26T06:00:00Z", "finished_at": "2026-11-26T06:00:01.204518Z", "ordered": 0},
+    "last_sweep_ordered": {
+        "at": "2026-11-26T04:00:00Z",
+        "finished_at": "2026-11-26T04:00:01.870112Z",
+        "ordered": 2,
+    },
+}
 ACCESS_LOG: Any = [
     {
         "at": "2026-11-26T04:07:59.802060Z",
@@ -283,7 +292,24 @@ POLICIES: Any = [
         ],
     }
 ]
-STATS: Any = {"tenants": {"acme": {"events": 4, "subjects": 2}, "globex": {"events": 1, "subjects": 1}}}
+STATS: Any = {
+    "tenants": {"acme": {"events": 4, "subjects": 2}, "globex": {"events": 1, "subjects": 1}},
+    "sweeps": 3,
+    "last_sweep": {
+        "at": "2026-11-26T06:00:00Z",
+        "finished_at": "2026-11-26T06:00:01.204518Z",
+        "ordered": 0,
+        "orders": {},
+        "failed": 0,
+    },
+    "last_sweep_ordered": {
+        "at": "2026-11-26T04:00:00Z",
+        "finished_at": "2026-11-26T04:00:01.870112Z",
+        "ordered": 3,
+        "orders": {"acme": 2, "globex": 1},
+        "failed": 0,
+    },
+}
 VERIFY: Any = {
     "events": 10,
     "subjects": 4,

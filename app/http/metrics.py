@@ -1,7 +1,8 @@
 """Prometheus metrics of one server process: requests, check decisions and latency, and, read when
-scraped: from PostgreSQL the log's size, the projection's lag (events and seconds), purge orders
-(made, last ordered, open, confirmed, overdue), the dead letters by reason class and status, and
-replays; from the broker the consumer group's lag per partition."""
+scraped: from PostgreSQL the log's size, the projection's lag (events and seconds), sweeps (how many,
+the last one and what it did, the last that ordered a purge), purge orders (made, open, confirmed,
+overdue), the dead letters by reason class and status, and replays; from the broker the consumer
+group's lag per partition."""
 
 import threading
 import time
@@ -19,7 +20,7 @@ from app.bootstrap import Services
 from consumers import kafka
 from ledger.errors import ServiceUnavailable
 from projections import deadletters, queries
-from projections.retention import order_counts
+from projections.retention import order_counts, sweeps
 
 log = structlog.get_logger()
 
@@ -86,13 +87,25 @@ class LedgerState(Collector):
             queries.projection_delay(ledger, now),
         )
         with ledger.writer.datastore.transaction() as curs:
-            made, last = ledger.orders.made(curs)
+            made = ledger.orders.made(curs)
+        swept = sweeps(ledger)
         yield CounterMetricFamily("ledger_purge_orders", "purge orders made by sweeps", value=made)
-        if last is not None:
+        yield CounterMetricFamily(
+            "ledger_sweeps", "retention sweeps run, ordering or not", value=swept.sweeps
+        )
+        if swept.last is not None:
+            yield _gauge(
+                "ledger_sweep_last_timestamp_seconds",
+                "when the last sweep ran, whether it ordered anything or not (Unix time)",
+                swept.last.at.timestamp(),
+            )
+            yield _gauge("ledger_sweep_last_orders", "purge orders the last sweep made", swept.last.ordered)
+            yield _gauge("ledger_sweep_last_failed", "subjects the last sweep failed on", swept.last.failed)
+        if swept.last_ordered is not None:
             yield _gauge(
                 "ledger_purge_last_ordered_timestamp_seconds",
-                "when a sweep last ordered a purge (Unix time)",
-                last.timestamp(),
+                "when the last sweep that ordered a purge ran (Unix time)",
+                swept.last_ordered.at.timestamp(),
             )
         yield _gauge("ledger_purge_orders_open", "purge orders not confirmed yet", orders["open"])
         yield _gauge(

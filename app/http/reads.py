@@ -25,7 +25,7 @@ from projections.export import export
 from projections.history import history
 from projections.policies import adoptions
 from projections.receipts import receipt
-from projections.retention import due_for_purge
+from projections.retention import due_for_purge, sweeps
 from projections.rights import overdue
 from projections.timeline import subject_document
 
@@ -194,10 +194,17 @@ def purge_dry_run(request: Request, *, tenant: TenantPath, at: When = None, cred
     responses=answer(examples.TENANT_STATS),
 )
 def tenant_stats(request: Request, *, tenant: TenantPath, credentials: Key) -> Json:
-    """`stats --json` for one tenant (dead letters are not per tenant: see /metrics)."""
+    """`stats --json` for one tenant: its counts, and the sweeps with this tenant's orders alone
+    (dead letters are not per tenant: see /metrics)."""
     gate(request, credentials, tenant, AUDITOR)
-    counts = queries.counts(request.app.state.services.ledger)
-    return Json({"tenants": {tenant: counts.get(tenant, {"events": 0, "subjects": 0})}})
+    ledger = request.app.state.services.ledger
+    counts = queries.counts(ledger)
+    return Json(
+        {
+            "tenants": {tenant: counts.get(tenant, {"events": 0, "subjects": 0})},
+            **sweeps(ledger, tenant).as_json(tenant),
+        }
+    )
 
 
 @tenant_router.get(
@@ -225,9 +232,10 @@ def policies(request: Request, *, at: When = None, credentials: Key) -> Json:
 
 @router.get("/stats", summary="events and subjects of every tenant (admin)", responses=answer(examples.STATS))
 def stats(request: Request, *, credentials: Key) -> Json:
-    """`stats --json` without the dead-letter count (see /metrics)."""
+    """`stats --json` without the dead-letter count and the lags (see /metrics)."""
     gate(request, credentials, None, ADMIN)
-    return Json({"tenants": queries.counts(request.app.state.services.ledger)})
+    ledger = request.app.state.services.ledger
+    return Json({"tenants": queries.counts(ledger), **sweeps(ledger).as_json()})
 
 
 @router.get(
