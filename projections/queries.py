@@ -8,12 +8,12 @@ from typing import Any
 from eventsourcing.domain import DomainEvent
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.contact import Decision, Restriction, decide
+from ledger.contact import STORAGE_BOUND, Decision, Restriction, decide
 from ledger.errors import UnknownSubject
 from ledger.purges import HoldingKey, OpenOrder
 from ledger.retention import PURGE_ORDERED, Rule, retention
 from ledger.rights import clocks, deadline_rules
-from ledger.state import Consent, SubjectState, recipients_to_confirm
+from ledger.state import GRANTED, SERVICE, Consent, SubjectState, recipients_to_confirm
 from ledger.store import Ledger
 from ledger.times import rfc3339
 from projections import tables
@@ -43,13 +43,50 @@ def may_contact(ledger: Ledger, tenant: str, subject: str, purpose: str, channel
 UNKNOWN = "unknown subject: the tenant has no subject with this id"
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A bulk check's answer: the subjects that may be contacted, in the order asked, and those that may
+    not with each decision (a subject the tenant does not have is denied as unknown)."""
+
+    allowed: list[str]
+    denied: dict[str, Decision]
+
+
 def may_contact_many(
     ledger: Ledger, tenant: str, subjects: Sequence[str], purpose: str, channel: str
-) -> dict[str, Decision]:
-    """`may_contact` for many subjects of one tenant at once, in one query; a subject the tenant does
-    not have is denied as unknown. Keys follow the order of `subjects`, without repeats."""
-    decisions = _decisions(ledger, tenant, subjects, purpose, channel)
-    return {subject: decision or Decision(False, UNKNOWN) for subject, decision in decisions.items()}
+) -> Checked:
+    """`may_contact` for many subjects of one tenant at once, in one statement outside any transaction;
+    repeats are answered once."""
+    with ledger.writer.datastore.get_connection() as conn:
+        row = conn.execute(
+            BULK, bulk_parameters(tenant, subjects, purpose, channel), prepare=False
+        ).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    return checked_of(row, purpose, channel)
+
+
+def bulk_parameters(tenant: str, subjects: Sequence[str], purpose: str, channel: str) -> dict[str, Any]:
+    """The parameters of `BULK` (and `keyed_bulk`, with the key's) for these subjects, without repeats.
+
+    The words of `decide`'s rule come from ledger.contact, so the SQL names none of them."""
+    return {
+        "subjects": list(dict.fromkeys(subjects)),
+        "tenant": tenant,
+        "purpose": purpose,
+        "channel": channel,
+        "storage_bound": purpose in STORAGE_BOUND,
+        "service": purpose == SERVICE,
+        "granted": GRANTED,
+    }
+
+
+def checked_of(row: Mapping[str, Any], purpose: str, channel: str) -> Checked:
+    """The answer a row of `BULK` or `keyed_bulk` gives: only the denied subjects cost a `decide`."""
+    denied = {}
+    for subject, *values in zip(*(row[column] or [] for column in _DENIED), strict=True):
+        decision = decision_of(dict(zip(_DECIDING, values, strict=True)), purpose, channel)
+        denied[subject] = decision or Decision(False, UNKNOWN)
+    return Checked(row["allowed"] or [], denied)
 
 
 def _decisions(
@@ -84,13 +121,19 @@ def decision_of(row: Mapping[str, Any], purpose: str, channel: str) -> Decision 
     return decide(row["erased"], purpose, channel, consent, restriction)
 
 
-# The restriction of processing in effect on subject `s`, as ledger.state.restriction_in_effect picks it.
-RESTRICTION = SQL(
-    "LEFT JOIN LATERAL (SELECT request_id AS restricted_by, requested_at AS restricted_since, "
-    "event_id AS restriction_event FROM {} WHERE tenant = s.tenant AND subject = s.subject "
-    "AND \"right\" = 'restriction' AND requested_at IS NOT NULL AND status <> 'refused' "
-    "AND lifted_at IS NULL ORDER BY requested_at, request_id LIMIT 1) r ON true"
-).format(Identifier("proj_rights_requests"))
+# The restriction of processing in effect on a subject, as ledger.state.restriction_in_effect picks it:
+# the oldest one received, neither refused nor lifted.
+_RESTRICTION_COLUMNS = SQL(
+    "request_id AS restricted_by, requested_at AS restricted_since, event_id AS restriction_event"
+)
+_IN_EFFECT = SQL(
+    "\"right\" = 'restriction' AND requested_at IS NOT NULL AND status <> 'refused' AND lifted_at IS NULL"
+)
+_RIGHTS = Identifier("proj_rights_requests")
+RESTRICTION = SQL(  # on subject `s`
+    "LEFT JOIN LATERAL (SELECT {} FROM {} WHERE tenant = s.tenant AND subject = s.subject "
+    "AND {} ORDER BY requested_at, request_id LIMIT 1) r ON true"
+).format(_RESTRICTION_COLUMNS, _RIGHTS, _IN_EFFECT)
 DECISIONS = SQL(
     "SELECT q.subject, s.erased, c.state, c.since, c.event_id, r.* "
     "FROM unnest(%s::text[]) AS q(subject) "
@@ -114,6 +157,67 @@ def keyed_decision(keys: Identifier) -> Composed:
         "WHERE k.hash = %(hash)s AND k.revoked_at IS NULL"
     ).format(
         keys=keys, subjects=tables.SUBJECTS, consents=Identifier("proj_consents"), restriction=RESTRICTION
+    )
+
+
+# The columns of a `DECISIONS` row that `decision_of` reads; in `BULK`'s row, the denied subjects' ones
+# are arrays in the order asked, after the array of those subjects (`denied`).
+_DECIDING = ("erased", "state", "since", "event_id", "restricted_by", "restricted_since", "restriction_event")
+_DENIED = ("denied", *_DECIDING)
+
+
+def _bulk(gate: SQL) -> Composed:
+    """The bulk check over the subjects %(subjects)s of %(tenant)s (`bulk_parameters`), for rows passing
+    `gate`: one row holding the allowed subjects and, column by column, the denied ones' decision rows.
+
+    Whether `decide` would allow a subject is asked in SQL, so that allowed subjects (most of a
+    campaign) cost no Python: not erased, not restricted unless the purpose is storage-bound, and a
+    service message or a live grant (tests/test_bulk.py pins this to `decide` for every kind of
+    subject). Restrictions in effect are read once for the tenant and joined, not looked up per
+    subject. The subjects go as a binary array: psycopg dumps that 4x faster than text, and
+    PostgreSQL, knowing its length, plans hash joins for large batches and index look-ups for small
+    ones (a JSON array, counted as 100 rows, made it pick index look-ups for 10,000)."""
+    denied = SQL(", ").join(
+        SQL("array_agg({} ORDER BY n) FILTER (WHERE NOT allowed) AS {}").format(
+            Identifier("subject" if column == "denied" else column), Identifier(column)
+        )
+        for column in _DENIED
+    )
+    return SQL(
+        "SELECT array_agg(subject ORDER BY n) FILTER (WHERE allowed) AS allowed, {denied} FROM ("
+        "SELECT q.n, q.subject, s.erased, c.state, c.since, c.event_id, r.restricted_by, r.restricted_since, "
+        "r.restriction_event, coalesce(NOT s.erased AND (r.restricted_by IS NULL OR %(storage_bound)s) "
+        "AND (%(service)s OR c.state = %(granted)s), false) AS allowed "
+        "FROM unnest(%(subjects)b::text[]) WITH ORDINALITY AS q(subject, n) "
+        "LEFT JOIN {subjects} s ON s.tenant = %(tenant)s AND s.subject = q.subject "
+        "LEFT JOIN {consents} c ON c.tenant = %(tenant)s AND c.subject = q.subject "
+        "AND c.purpose = %(purpose)s AND c.channel = %(channel)s "
+        "LEFT JOIN (SELECT DISTINCT ON (subject) subject, {columns} FROM {rights} "
+        "WHERE tenant = %(tenant)s AND {in_effect} ORDER BY subject, requested_at, request_id) r "
+        "ON r.subject = q.subject {gate}) d"
+    ).format(
+        denied=denied,
+        subjects=tables.SUBJECTS,
+        consents=Identifier("proj_consents"),
+        columns=_RESTRICTION_COLUMNS,
+        rights=_RIGHTS,
+        in_effect=_IN_EFFECT,
+        gate=gate,
+    )
+
+
+BULK = _bulk(SQL(""))
+
+
+def keyed_bulk(keys: Identifier) -> Composed:
+    """`BULK` over HTTP: the live API key whose hash is %(hash)s and, only if the key may see %(tenant)s
+    in one of the %(roles)s, the bulk check's row (as `keyed_decision` does for one subject)."""
+    return SQL(
+        "SELECT k.key_id, k.tenant, k.role, k.created_at, k.revoked_at, b.* FROM {keys} k "
+        "CROSS JOIN LATERAL ({bulk}) b WHERE k.hash = %(hash)s AND k.revoked_at IS NULL"
+    ).format(
+        keys=keys,
+        bulk=_bulk(SQL("WHERE (k.tenant IS NULL OR k.tenant = %(tenant)s) AND k.role = ANY(%(roles)s)")),
     )
 
 

@@ -289,7 +289,8 @@ def test_a_key_never_sees_another_tenant(api: Api, role: str) -> None:
 
 
 def test_roles_limit_what_a_key_may_do(api: Api) -> None:
-    """A checker may check but not read history; a publisher may not check; only admin verifies."""
+    """A checker may check but not read history; a publisher may not check, one or many; only admin
+    verifies."""
     history = "/v1/tenants/acme/subjects/alice/history"
     check = "/v1/tenants/acme/subjects/alice/check?purpose=service&channel=sms"
     with api.client("acme", CHECKER) as checker:
@@ -297,6 +298,8 @@ def test_roles_limit_what_a_key_may_do(api: Api) -> None:
         _problem(checker.get(history), 403)
     with api.client("acme", PUBLISHER) as publisher:
         _problem(publisher.get(check), 403)
+        bulk = {"purpose": "service", "channel": "sms", "subjects": ["alice"]}
+        _problem(publisher.post("/v1/tenants/acme/checks", json=bulk), 403)
     with api.client("acme", AUDITOR) as auditor:
         assert auditor.get(check).status_code == 200
         assert auditor.get(history).status_code == 200
@@ -343,16 +346,20 @@ def test_stats_say_when_sweeps_ran_each_tenant_seeing_its_own_orders(api: Api) -
 
 
 def test_revocation_takes_effect_at_once(api: Api) -> None:
-    """`keys revoke` refuses the key from its very next request; `keys list` never shows a key's text."""
+    """`keys revoke` refuses the key from its very next request (single and bulk check); `keys list` never
+    shows a key's text."""
     created = cli(api.env, "keys", "create", "--tenant", "acme", "--role", CHECKER)
     assert created.returncode == 0, created.stderr
     text = created.stdout.split()[-1]
     key_id = text.split("_")[1]
     path = "/v1/tenants/acme/subjects/alice/check?purpose=service&channel=sms"
+    bulk = {"purpose": "service", "channel": "sms", "subjects": ["alice"]}
     with api.key_client(text) as client:
         assert client.get(path).status_code == 200
+        assert client.post("/v1/tenants/acme/checks", json=bulk).status_code == 200
         assert cli(api.env, "keys", "revoke", key_id).returncode == 0
         _problem(client.get(path), 401)
+        _problem(client.post("/v1/tenants/acme/checks", json=bulk), 401)
     listed = cli(api.env, "keys", "list").stdout
     assert f"{key_id}  checker" in listed and "revoked" in listed
     assert text not in listed

@@ -25,8 +25,11 @@ def _one_of(allowed: tuple[str, ...], what: str) -> Callable[[str], str]:
     return check
 
 
+_UNSTORABLE = re.compile(r"[\x00-\x1f\ud800-\udfff]")  # searched in C: a bulk check has 10,000 ids
+
+
 def _storable(value: str) -> str:
-    if any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value):
+    if _UNSTORABLE.search(value):
         raise ValueError("control characters and lone surrogates are not allowed")
     return value
 
