@@ -1,12 +1,15 @@
 """Checkpoints: signed tree heads over an RFC 6962 Merkle tree of the whole log, chained to each other.
 
 Leaf i of the tree is the record hash (ledger/chain.py) of the i-th stored event in log order. The
-checkpointer follows the log, appends each event's leaf to a compact frontier and stores every
-perfect subtree it completes (level, index, hash) beside the event table, so it never rereads the
-log and inclusion or consistency proofs are read back from stored nodes. Every N events (and on
-demand) it signs a tree head: sequence number, tree size, root hash, log position, time, the hash
-of the previous head and the signing key's id. Heads are also handed to witnesses outside
-PostgreSQL (consumers/witness.py), so deleting or rewriting them in the database is detectable.
+checkpointer follows the log, appends each event's leaf to a compact frontier and stores the perfect
+subtrees it completes (level, index, hash) beside the event table, so it never rereads the log.
+Only nodes of 32 leaves and more are kept, each level-5 node with the log position of its last
+leaf, plus the frontier's few lower nodes to resume from: a proof recomputes the lower nodes it
+needs from the 32 events under their level-5 ancestor, checked against that stored ancestor.
+Every N events (and on demand) it signs a tree head: sequence number, tree size, root hash, log
+position, time, the hash of the previous head and the signing key's id. Heads are also handed to
+witnesses outside PostgreSQL (consumers/witness.py), so deleting or rewriting them in the database
+is detectable.
 """
 
 import hashlib
@@ -22,6 +25,7 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
 
 from ledger import chain, merkle
+from ledger.errors import AlteredLog
 from ledger.signing import PublicKey, SigningKey
 from ledger.store import Ledger
 
@@ -29,6 +33,10 @@ log = structlog.get_logger()
 PAGE = 5000
 FORMAT = "urn:consent-ledger:tree-head:v1"
 GENESIS = bytes(32)
+# Nodes below this level are not stored: a node row takes about 150 bytes with its index entry, and a
+# proof that needs one rereads the 32 events of its chunk instead (about 20 kB of the event table).
+CHUNK_LEVEL = 5
+CHUNK = 1 << CHUNK_LEVEL
 # Serialises checkpointers (the projector's and `checkpoint`), so two never extend the tree at once.
 LOCK = 0x636B7074
 
@@ -137,12 +145,15 @@ def heads_table(ledger: Ledger) -> Identifier:
 
 
 def nodes_table(ledger: Ledger) -> Identifier:
-    """The stored perfect subtrees of the log's Merkle tree (level 0: leaves, with their log position)."""
+    """The stored perfect subtrees of the log's Merkle tree: every node of level CHUNK_LEVEL and up
+    (those of level CHUNK_LEVEL with the log position of their last leaf), and the frontier's nodes
+    below it (the lowest with the log position of the last leaf in the tree)."""
     return Identifier(ledger.writer.datastore.schema, f"{ledger.writer.events_table_name}_merkle")
 
 
 def create_tables(ledger: Ledger) -> None:
-    """Create the tree head and tree node tables where missing."""
+    """Create the tree head and tree node tables where missing; bring a tree stored with every node
+    (before CHUNK_LEVEL) to the nodes kept now."""
     nodes = nodes_table(ledger)
     with ledger.writer.datastore.transaction(commit=True) as curs:
         curs.execute(
@@ -159,10 +170,84 @@ def create_tables(ledger: Ledger) -> None:
             ).format(nodes)
         )
         curs.execute(
-            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (position) WHERE level = 0").format(
-                Identifier(f"{ledger.writer.events_table_name}_merkle_leaf_position"), nodes
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (position) WHERE level = {}").format(
+                Identifier(f"{ledger.writer.events_table_name}_merkle_chunk_position"), nodes, CHUNK_LEVEL
             )
         )
+        _keep_upper_levels(curs, ledger)
+
+
+def _keep_upper_levels(curs: Cursor[Any], ledger: Ledger) -> None:
+    """Once, on a tree stored with every node and leaf positions: give each level-CHUNK_LEVEL node its
+    last leaf's position, keep the frontier's lower nodes and delete the other lower ones (the
+    index on leaf positions marks that format; it goes with them)."""
+    name = f"{ledger.writer.events_table_name}_merkle_leaf_position"
+    curs.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+    curs.execute(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+        (ledger.writer.datastore.schema, name),
+    )
+    if curs.fetchone() is None:
+        return
+    nodes = nodes_table(ledger)
+    curs.execute(SQL("SELECT idx, position FROM {} WHERE level = 0 ORDER BY idx DESC LIMIT 1").format(nodes))
+    last = curs.fetchone()
+    size = 0 if last is None else last["idx"] + 1
+    wanted = merkle.frontier_positions(size)
+    found = _nodes_at(curs, ledger, wanted)
+    frontier = merkle.Frontier(size, [found[at] for at in wanted])
+    curs.execute(
+        SQL(
+            "UPDATE {} AS chunk SET position = leaf.position FROM {} AS leaf "
+            "WHERE chunk.level = %s AND leaf.level = 0 AND leaf.idx = chunk.idx * %s + %s"
+        ).format(nodes, nodes),
+        (CHUNK_LEVEL, CHUNK, CHUNK - 1),
+    )
+    curs.execute(SQL("DELETE FROM {} WHERE level < %s").format(nodes), (CHUNK_LEVEL,))
+    _write_nodes(curs, ledger, _lower_frontier(frontier, 0 if last is None else last["position"]))
+    curs.execute(SQL("DROP INDEX {}").format(Identifier(ledger.writer.datastore.schema, name)))
+    log.info("checkpoint.tree_upgraded", tree_size=size)
+
+
+def _nodes_at(
+    curs: Cursor[Any], ledger: Ledger, wanted: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of these (level, index) nodes."""
+    curs.execute(
+        SQL(
+            "SELECT level, idx, hash FROM {} "
+            "WHERE (level, idx) IN (SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
+        ).format(nodes_table(ledger)),
+        ([level for level, _ in wanted], [index for _, index in wanted]),
+    )
+    return {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
+
+
+NodeRow = tuple[int, int, bytes, int | None]
+"""(level, index, hash, log position) as stored."""
+
+
+def _lower_frontier(frontier: merkle.Frontier, position: int) -> list[NodeRow]:
+    """The frontier's nodes below CHUNK_LEVEL, the last (lowest) with the position of the tree's last leaf."""
+    rows: list[NodeRow] = [
+        (level, index, node, None)
+        for (level, index), node in zip(
+            merkle.frontier_positions(frontier.size), frontier.hashes, strict=True
+        )
+        if level < CHUNK_LEVEL
+    ]
+    if rows:
+        rows[-1] = (*rows[-1][:3], position)
+    return rows
+
+
+def _write_nodes(curs: Cursor[Any], ledger: Ledger, rows: Sequence[NodeRow]) -> None:
+    if rows:
+        with curs.copy(
+            SQL("COPY {} (level, idx, hash, position) FROM STDIN").format(nodes_table(ledger))
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def load_heads(ledger: Ledger) -> list[TreeHead]:
@@ -196,34 +281,92 @@ def _heads(curs: Cursor[Any], ledger: Ledger, tail: str) -> list[TreeHead]:
 
 
 def leaf_index(ledger: Ledger, position: int) -> int | None:
-    """The tree's leaf index of the event at log position `position`, once the checkpointer has it."""
+    """The tree's leaf index of the event at log position `position` (None when it is no event, or
+    lies beyond the tree's first incomplete chunk); an index beyond the tree is the one it will get."""
+    nodes = nodes_table(ledger)
     with ledger.writer.datastore.transaction() as curs:
         curs.execute(
-            SQL("SELECT idx FROM {} WHERE level = 0 AND position = %s").format(nodes_table(ledger)),
-            (position,),
+            SQL("SELECT idx FROM {} WHERE level = %s AND position >= %s ORDER BY position LIMIT 1").format(
+                nodes
+            ),
+            (CHUNK_LEVEL, position),
         )
         row = curs.fetchone()
-    return None if row is None else int(row["idx"])
+        if row is None:  # after every complete chunk: in the incomplete one, if anywhere
+            curs.execute(
+                SQL("SELECT idx FROM {} WHERE level = %s ORDER BY idx DESC LIMIT 1").format(nodes),
+                (CHUNK_LEVEL,),
+            )
+            last = curs.fetchone()
+            chunk = 0 if last is None else last["idx"] + 1
+        else:
+            chunk = row["idx"]
+    positions = [event.id for event in _chunk_events(ledger, chunk)]
+    return chunk * CHUNK + positions.index(position) if position in positions else None
 
 
-def stored_nodes(ledger: Ledger) -> merkle.NodeSource:
-    """Perfect subtree hashes read from the node table (each read once)."""
-    cache: dict[tuple[int, int], bytes] = {}
+def _chunk_events(ledger: Ledger, chunk: int) -> Sequence[Notification]:
+    """The events under the level-CHUNK_LEVEL node `chunk` (up to CHUNK: fewer at the log's end)."""
+    start = 0
+    if chunk:
+        with ledger.writer.datastore.transaction() as curs:
+            curs.execute(
+                SQL("SELECT position FROM {} WHERE level = %s AND idx = %s").format(nodes_table(ledger)),
+                (CHUNK_LEVEL, chunk - 1),
+            )
+            row = curs.fetchone()
+        if row is None:
+            raise LookupError(
+                f"the stored tree lacks node ({CHUNK_LEVEL}, {chunk - 1}): run `consent-ledger checkpoint`"
+            )
+        start = row["position"]
+    return ledger.recorder.select_notifications(start=start, limit=CHUNK, inclusive_of_start=False)
 
-    def node(level: int, index: int) -> bytes:
-        if (level, index) not in cache:
+
+def tree_nodes(ledger: Ledger) -> merkle.NodeSource:
+    """Perfect subtree hashes: read from the node table from CHUNK_LEVEL up, recomputed below it from
+    the chunk's events (each read once). AlteredLog when a complete chunk's events no longer hash
+    to its stored node."""
+    stored: dict[tuple[int, int], bytes | None] = {}
+    chunks: dict[int, list[bytes]] = {}
+
+    def stored_node(level: int, index: int) -> bytes | None:
+        if (level, index) not in stored:
             with ledger.writer.datastore.transaction() as curs:
                 curs.execute(
                     SQL("SELECT hash FROM {} WHERE level = %s AND idx = %s").format(nodes_table(ledger)),
                     (level, index),
                 )
                 row = curs.fetchone()
-            if row is None:
-                raise LookupError(
-                    f"the stored tree lacks node ({level}, {index}): run `consent-ledger checkpoint`"
+            stored[level, index] = None if row is None else bytes(row["hash"])
+        return stored[level, index]
+
+    def leaves(chunk: int) -> list[bytes]:
+        if chunk not in chunks:
+            events = _chunk_events(ledger, chunk)
+            hashes = [leaf(event) for event in events]
+            signed = stored_node(CHUNK_LEVEL, chunk)
+            if signed is not None and (len(hashes) < CHUNK or merkle.perfect_root(hashes) != signed):
+                span = f"{events[0].id}..{events[-1].id}" if events else f"after chunk {chunk - 1}"
+                raise AlteredLog(
+                    f"the events at log positions {span} no longer hash to the tree signed over them: "
+                    "they were altered or deleted; run `consent-ledger verify` to name the break"
                 )
-            cache[level, index] = bytes(row["hash"])
-        return cache[level, index]
+            chunks[chunk] = hashes
+        return chunks[chunk]
+
+    def node(level: int, index: int) -> bytes:
+        if level < CHUNK_LEVEL:
+            chunk = index >> (CHUNK_LEVEL - level)
+            first = (index << level) - chunk * CHUNK
+            found = leaves(chunk)[first : first + (1 << level)]
+            if len(found) == 1 << level:
+                return merkle.perfect_root(found)
+        else:
+            stored_hash = stored_node(level, index)
+            if stored_hash is not None:
+                return stored_hash
+        raise LookupError(f"the stored tree lacks node ({level}, {index}): run `consent-ledger checkpoint`")
 
     return node
 
@@ -289,38 +432,48 @@ class Checkpointer:
             page = self.ledger.recorder.select_notifications(
                 start=position, limit=PAGE, inclusive_of_start=False
             )
-            rows: list[tuple[int, int, bytes, int | None]] = []
+            rows: list[NodeRow] = []
             heads: list[TreeHead] = []
             for notification in page:
                 for level, index, node in frontier.append(leaf(notification)):
-                    rows.append((level, index, node, notification.id if level == 0 else None))
+                    if level >= CHUNK_LEVEL:
+                        rows.append((level, index, node, notification.id if level == CHUNK_LEVEL else None))
                 if frontier.size % self.every == 0:
                     newest = self._sign(frontier, notification.id, newest)
                     heads.append(newest)
             if force and not page and frontier.size and (newest is None or newest.tree_size != frontier.size):
                 heads.append(self._sign(frontier, position, newest))
+            if page:
+                curs.execute(
+                    SQL("DELETE FROM {} WHERE level < %s").format(nodes_table(self.ledger)), (CHUNK_LEVEL,)
+                )
+                rows.extend(_lower_frontier(frontier, page[-1].id))
             self._record(curs, rows, heads)
         return heads, bool(page)
 
     def _frontier(self, curs: Cursor[Any]) -> tuple[merkle.Frontier, int]:
+        """The tree's frontier as stored, and the log position of its last leaf (0 for no tree yet)."""
         nodes = nodes_table(self.ledger)
         curs.execute(
-            SQL("SELECT idx, position FROM {} WHERE level = 0 ORDER BY idx DESC LIMIT 1").format(nodes)
+            SQL("SELECT level, idx, hash, position FROM {} WHERE level < %s ORDER BY level DESC").format(
+                nodes
+            ),
+            (CHUNK_LEVEL,),
         )
-        last = curs.fetchone()
-        if last is None:
-            return merkle.Frontier(), 0
-        size = last["idx"] + 1
-        wanted = merkle.frontier_positions(size)
+        lower = curs.fetchall()
         curs.execute(
-            SQL(
-                "SELECT level, idx, hash FROM {} "
-                "WHERE (level, idx) IN (SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
-            ).format(nodes),
-            ([level for level, _ in wanted], [index for _, index in wanted]),
+            SQL("SELECT idx, position FROM {} WHERE level = %s ORDER BY idx DESC LIMIT 1").format(nodes),
+            (CHUNK_LEVEL,),
         )
-        found = {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
-        return merkle.Frontier(size, [found[at] for at in wanted]), int(last["position"])
+        last_chunk = curs.fetchone()
+        chunks = 0 if last_chunk is None else last_chunk["idx"] + 1
+        size = chunks * CHUNK + sum(1 << row["level"] for row in lower)
+        last = lower[-1] if lower else last_chunk  # the node that ends with the tree's last leaf
+        position = 0 if last is None else last["position"]
+        wanted = [at for at in merkle.frontier_positions(size) if at[0] >= CHUNK_LEVEL]
+        found = _nodes_at(curs, self.ledger, wanted)
+        hashes = [found[at] for at in wanted] + [bytes(row["hash"]) for row in lower]
+        return merkle.Frontier(size, hashes), int(position)
 
     def _sign(self, frontier: merkle.Frontier, position: int, previous: TreeHead | None) -> TreeHead:
         return TreeHead.sign(
@@ -332,15 +485,8 @@ class Checkpointer:
             previous=GENESIS if previous is None else previous.digest(),
         )
 
-    def _record(
-        self, curs: Cursor[Any], rows: list[tuple[int, int, bytes, int | None]], heads: list[TreeHead]
-    ) -> None:
-        if rows:
-            with curs.copy(
-                SQL("COPY {} (level, idx, hash, position) FROM STDIN").format(nodes_table(self.ledger))
-            ) as copy:
-                for row in rows:
-                    copy.write_row(row)
+    def _record(self, curs: Cursor[Any], rows: Sequence[NodeRow], heads: list[TreeHead]) -> None:
+        _write_nodes(curs, self.ledger, rows)
         for head in heads:
             curs.execute(
                 SQL(

@@ -37,5 +37,9 @@ class ErasureRefused(LedgerError):
     """Erasure is not allowed now (a legal hold stands); the CLI answers "no" with exit code 1."""
 
 
+class AlteredLog(LedgerError):
+    """Stored events no longer hash to the Merkle tree that signed tree heads cover."""
+
+
 class WrongMasterKey(ConfigError):
     """The master key configured is not the one that wrapped the ledger's keys."""

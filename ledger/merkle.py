@@ -4,7 +4,8 @@ A leaf hashes as SHA-256(0x00 || leaf) and a node as SHA-256(0x01 || left || rig
 never pass for a node. A tree of n leaves splits at the largest power of two below n (RFC 6962 §2.1),
 so every subtree whose size is a power of two is *perfect* and aligned: it covers the leaves
 [index * 2**level, (index + 1) * 2**level). Such nodes never change once complete, which is what
-lets them be stored once and read back for proofs; the root of any size is folded from them.
+lets them be stored once (or recomputed from their leaves) for proofs; the root of any size is
+folded from them.
 
 Proofs (inclusion §2.1.1, consistency §2.1.2) are built from a `NodeSource` that returns perfect
 nodes by (level, index); they are checked (RFC 9162 §2.1.3.2 and §2.1.4.2) with hashes alone.
@@ -26,6 +27,14 @@ def leaf_hash(leaf: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """The hash of an interior node over its two children."""
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """The root of the perfect subtree over these leaf hashes (a power of two of them)."""
+    found = list(hashes)
+    while len(found) > 1:
+        found = [node_hash(found[at], found[at + 1]) for at in range(0, len(found), 2)]
+    return found[0]
 
 
 def split(size: int) -> int:

@@ -18,13 +18,14 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import orjson
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from ledger import merkle
 from ledger import vocabularies as words
 from ledger.chain import notification_hash, record_hash
-from ledger.checkpoints import TreeHead, latest_head, leaf_index, stored_nodes
-from ledger.errors import UnknownEvent, UsageError
+from ledger.checkpoints import TreeHead, latest_head, leaf_index, tree_nodes
+from ledger.errors import AlteredLog, UnknownEvent, UsageError
 from ledger.signing import PublicKey, WrongSigningKey
 from ledger.state import GRANTED, OPTED_OUT, WITHDRAWN, opted_out_purposes
 from ledger.store import Ledger
@@ -116,7 +117,7 @@ def receipt(ledger: Ledger, tenant: str, event_id: str) -> ConsentReceipt:
                 "topic": notification.topic,
                 "state": base64.b64encode(notification.state).decode(),
             },
-            proof=_inclusion(ledger, notification.id),
+            proof=_inclusion(ledger, notification),
             dpv=_dpv(event.wire_type, data),
         )
     raise UnknownEvent(f"tenant {tenant!r} has no event {event_id!r}: check both ids")
@@ -138,15 +139,23 @@ def _dpv(wire_type: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _inclusion(ledger: Ledger, position: int) -> InclusionProof:
+def _inclusion(ledger: Ledger, notification: Notification) -> InclusionProof:
+    """The record's path to the newest head's root, checked before it is given out: the lower nodes
+    are recomputed from the events, so an altered neighbour shows here rather than in the receipt."""
     head = latest_head(ledger)
-    index = leaf_index(ledger, position)
+    index = leaf_index(ledger, notification.id)
     if head is None or index is None or index >= head.tree_size:
         raise NotCheckpointed(
-            f"the event at log position {position} is newer than the last signed tree head: "
+            f"the event at log position {notification.id} is newer than the last signed tree head: "
             "take a checkpoint (`consent-ledger checkpoint`) and ask again"
         )
-    path = merkle.inclusion_path(index, head.tree_size, stored_nodes(ledger))
+    path = merkle.inclusion_path(index, head.tree_size, tree_nodes(ledger))
+    leaf = merkle.leaf_hash(bytes.fromhex(notification_hash(notification)))
+    if not merkle.verify_inclusion(leaf, index, head.tree_size, path, head.root_hash):
+        raise AlteredLog(
+            f"the event at log position {notification.id} or one near it no longer hashes to the tree "
+            f"head {head.sequence} signed: run `consent-ledger verify` to name the break"
+        )
     return InclusionProof(index, head.tree_size, [node.hex() for node in path], head.document(), head.key_id)
 
 
@@ -159,7 +168,7 @@ def tree_head(ledger: Ledger, from_size: int | None) -> dict[str, Any]:
     if from_size is not None:
         if not 0 < from_size <= head.tree_size:
             raise UsageError(f"--from-size {from_size} is not between 1 and the tree size {head.tree_size}")
-        proof = merkle.consistency_proof(from_size, head.tree_size, stored_nodes(ledger))
+        proof = merkle.consistency_proof(from_size, head.tree_size, tree_nodes(ledger))
         document["consistency"] = {"from_size": from_size, "proof": [node.hex() for node in proof]}
     return document
 
