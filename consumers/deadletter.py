@@ -35,11 +35,13 @@ class _Letter:
 
 
 class DeadLetters:
-    """Sends refused records to the dead-letter topic; `flush` before committing their offsets."""
+    """Sends refused records to the dead-letter topic; `flush` before committing their offsets. Each
+    is logged as `event` (`ingest.deadlettered`, `purge_agent.deadlettered`: whose letter it is)."""
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+    def __init__(self, producer: KafkaProducer, topic: str, event: str) -> None:
         self.producer = producer
         self.topic = topic
+        self.event = event
         self.keep = min(KEPT, producer.config["max_request_size"] // 2)
         self.pending: list[_Letter] = []
 
@@ -48,7 +50,7 @@ class DeadLetters:
         letter = _Letter(record, reason, self._send(record, reason, cut=False))
         self.pending.append(letter if letter.sent.exception is None else self._cut(letter))
         log.warning(
-            "ingest.deadlettered",
+            self.event,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,

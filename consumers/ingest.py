@@ -266,7 +266,7 @@ def _session(
     ingestor = Ingestor(
         ledger,
         Contract(settings.max_message_bytes, settings.extra_channels, settings.keywords),
-        DeadLetters(producer, settings.deadletter_topic),
+        DeadLetters(producer, settings.deadletter_topic, "ingest.deadlettered"),
         totals,
     )
     seconds = totals.seconds

@@ -231,7 +231,7 @@ class PurgeAgent:
             max_poll_interval_ms=max(300_000, POLL_ORDERS * (self.settings.retry_give_up_s + 30) * 1000),
         )
         producer = kafka.open_producer(bootstrap, self.settings)
-        deadletters = DeadLetters(producer, self.settings.purge_deadletter_topic)
+        deadletters = DeadLetters(producer, self.settings.purge_deadletter_topic, "purge_agent.deadlettered")
         quiet_polls = 0
         try:
             while not stop.is_set():

@@ -5,6 +5,7 @@ import os
 import signal
 from pathlib import Path
 
+from consumers.purge_agent import Refuse
 from ledger.purges import PurgeOrder
 
 
@@ -19,3 +20,8 @@ def dies_on_third(order: PurgeOrder) -> None:
     if len(calls.read_text().splitlines()) == 3 and not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def refuses(order: PurgeOrder) -> None:
+    """Refuse every order, as a system would while an investigation holds the data."""
+    raise Refuse("an investigation holds it")

@@ -105,7 +105,9 @@ def test_a_batch_delivered_again_records_its_dead_letters_once(settings: Setting
     assert settings.kafka_bootstrap is not None
     producer = open_producer(settings.kafka_bootstrap, settings)
     try:
-        ingestor = Ingestor(ledger, Contract(settings.max_message_bytes), DeadLetters(producer, "dl"))
+        ingestor = Ingestor(
+            ledger, Contract(settings.max_message_bytes), DeadLetters(producer, "dl", "ingest.deadlettered")
+        )
         batch = [Message("events", 0, 7, b"acme/x", b"not json"), Message("events", 0, 8, None, b"[]")]
         ingestor.handle(batch)
         ingestor.handle(batch)

@@ -26,7 +26,7 @@ from ledger.store import Ledger
 from projections.projector import Projector
 from projections.retention import unconfirmed_orders
 from tests.conftest import ROOT
-from tests.helpers import T0, collected, fact
+from tests.helpers import T0, cli, collected, fact
 
 CLOSED = T0 + timedelta(days=10)
 DUE = CLOSED.replace(year=CLOSED.year + 7)
@@ -173,6 +173,25 @@ def test_a_failing_handler_leaves_its_order_unconfirmed_and_overdue(
     assert _confirmed(ledger) == {"billing": False, "crm": False}
     late = unconfirmed_orders(ledger, "acme", DUE + timedelta(days=8), settings.purge_confirm_days)
     assert sorted(str(order["system"]) for order in late) == ["billing", "crm"]
+
+
+@pytest.mark.services
+def test_the_agents_dead_letters_are_logged_as_its_own(
+    env: dict[str, str], settings: Settings, ledger: Ledger, tmp_path: Path
+) -> None:
+    """An order the handler refuses is logged as `purge_agent.deadlettered`, with where it came from
+    and why, never as a dead letter of the ingest consumer (`ingest.deadlettered`)."""
+    _ordered(settings, ledger, {"ola": ["crm"]})
+    state = str(tmp_path / "crm.sqlite")
+    handler = "tests.purge_handlers:refuses"
+    run = cli(env, "purge-agent", "--system", "crm", "--handler", handler, "--state", state, "--until-idle")
+    assert run.returncode == 0, run.stderr
+    lines = [orjson.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    letters = [line for line in lines if line["event"].endswith(".deadlettered")]
+    assert [(line["event"], line["topic"], line["partition"], line["offset"]) for line in letters] == [
+        ("purge_agent.deadlettered", settings.purge_topic, 0, 0)
+    ]
+    assert letters[0]["reason"] == "refused by the handler of system crm: an investigation holds it"
 
 
 @pytest.mark.services
