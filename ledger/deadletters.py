@@ -28,7 +28,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.crypto import MasterKey, Unreadable, seal, unseal
-from ledger.errors import UnknownEvent, UsageError
+from ledger.errors import UnknownEvent, UsageError, WrongState
 from ledger.keys import KeyStore
 
 Cursor = psycopg.Cursor[DictRow]
@@ -114,6 +114,16 @@ class DeadLetter:
     def origin(self) -> str:
         """Where it was read: topic/partition/offset, as stored events name their origin."""
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def not_open(letters: Sequence[DeadLetter], action: str) -> WrongState:
+    """The one-line error for naming letters that are not open to be `action` (replayed, dropped)."""
+    named = ", ".join(f"{letter.id} ({letter.status})" for letter in letters)
+    many = len(letters) > 1
+    return WrongState(
+        f"dead letter{'s' if many else ''} {named} {'are' if many else 'is'} not open: "
+        f"only open letters can be {action}"
+    )
 
 
 @dataclass(frozen=True)
@@ -316,7 +326,7 @@ class DeadLetterBook:
         still covers any copy left in old pages until the retention purge destroys it)."""
         letter = self.get(curs, letter_id)
         if letter.status != OPEN:
-            raise UsageError(f"dead letter {letter_id} is {letter.status}: only an open one can be dropped")
+            raise not_open([letter], "dropped")
         curs.execute(
             SQL("UPDATE {} SET dropped_at = %s, dropped_why = %s, sealed = NULL WHERE id = %s").format(
                 self.table

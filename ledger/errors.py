@@ -13,6 +13,11 @@ class UsageError(LedgerError):
     """A command-line argument or an input file is not usable."""
 
 
+class WrongState(UsageError):
+    """The thing named exists, but its state does not allow this (a dead letter replayed or dropped
+    already, named to be replayed or dropped)."""
+
+
 class UnknownSubject(LedgerError):
     """The tenant has no subject with that id."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ledger.access import ApiKey
 from ledger.crypto import Unreadable
-from ledger.deadletters import DeadLetter, Opened, Selection
+from ledger.deadletters import OPEN, DeadLetter, Opened, Selection, not_open
 from ledger.store import Ledger
 from projections.queries import plain
 
@@ -41,11 +41,15 @@ def letter(ledger: Ledger, letter_id: int) -> DeadLetter:
         return ledger.deadletters.get(curs, letter_id)
 
 
-def named(ledger: Ledger, letter_ids: Sequence[int]) -> list[DeadLetter]:
-    """The letters a replay names, or `UnknownDeadLetter` for the first that does not exist: a
-    misspelt id is a mistake to report, not a replay that tried nothing."""
+def replayable(ledger: Ledger, letter_ids: Sequence[int]) -> None:
+    """Refuse a replay that names a letter it cannot try: `UnknownDeadLetter` for the first that does
+    not exist, `WrongState` naming every one replayed or dropped already. Naming one is a mistake to
+    report (a misspelt id, a replay run twice), not a replay that tried nothing."""
     with ledger.writer.datastore.transaction() as curs:
-        return [ledger.deadletters.get(curs, letter_id) for letter_id in letter_ids]
+        letters = [ledger.deadletters.get(curs, letter_id) for letter_id in letter_ids]
+    closed = [letter for letter in letters if letter.status != OPEN]
+    if closed:
+        raise not_open(closed, "replayed")
 
 
 def original(ledger: Ledger, letter_id: int, reader: ApiKey, endpoint: str) -> Opened:

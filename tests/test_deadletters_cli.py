@@ -28,7 +28,8 @@ def _letters(env: dict[str, str], *args: str) -> dict[str, Any]:
 def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> None:
     """Refused messages are listed with counts per class, in aligned columns; `show` prints the
     original bytes and the access log records the operator reading them; `replay` answers 1 while
-    letters stay refused; `drop` records the decision (a dropped letter named to `replay` exits 2);
+    letters stay refused; `drop` records the decision (a dropped letter named to `replay` or to `drop`
+    again exits 2 in one line naming it, and nothing is tried);
     `stats` counts the letters from PostgreSQL."""
     assert settings.kafka_bootstrap is not None
     wrong = orjson.dumps(event("acme", "ann", "consent.given", consent(purpose="spam")))
@@ -64,8 +65,19 @@ def test_list_show_replay_and_drop(env: dict[str, str], settings: Settings) -> N
     assert replayed.returncode == 1 and json.loads(replayed.stdout)["tried"] == 2
     dropped = cli(env, "deadletters", "drop", str(letters["json"]), "--why", "garbage from a test")
     assert dropped.returncode == 0 and "garbage from a test" in dropped.stdout
-    assert cli(env, "deadletters", "drop", str(letters["json"]), "--why", "again").returncode == 2
-    assert cli(env, "deadletters", "replay", str(letters["json"])).returncode == 2
+    dropped_again = cli(env, "deadletters", "drop", str(letters["json"]), "--why", "again")
+    assert (dropped_again.returncode, dropped_again.stderr) == (
+        2,
+        f"consent-ledger: error: dead letter {letters['json']} (dropped) is not open: "
+        "only open letters can be dropped\n",
+    )
+    replayed_again = cli(env, "deadletters", "replay", str(letters["vocabulary"]), str(letters["json"]))
+    assert (replayed_again.returncode, replayed_again.stdout, replayed_again.stderr) == (
+        2,
+        "",
+        f"consent-ledger: error: dead letter {letters['json']} (dropped) is not open: "
+        "only open letters can be replayed\n",
+    )
     again = cli(env, "deadletters", "show", str(letters["json"]), "--json")
     assert json.loads(again.stdout)["status"] == "dropped" and "value" not in json.loads(again.stdout)
     stats = json.loads(cli(env, "stats", "--json").stdout)

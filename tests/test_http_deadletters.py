@@ -78,18 +78,32 @@ def test_only_an_admin_opens_the_original_bytes_and_the_access_log_says_so(
 
 
 def test_replay_and_drop_over_http_and_their_metrics(api: Api, letters: dict[str, int]) -> None:  # noqa: F811
-    """An admin replays acme's letter (stored once: a second replay tries nothing; naming a letter
-    that does not exist is a 404) and drops the globex one (its bytes are gone: 410); /metrics
-    counts letters by class and status, and replays."""
+    """An admin replays acme's letter (stored once: replaying it again is a 409 naming it, as the CLI
+    names it, and naming a letter that does not exist is a 404) and drops the globex one (its bytes
+    are gone: 410; dropping it again is a 409); /metrics counts letters by class and status, and
+    replays."""
     with api.client(None, ADMIN) as admin:
         first = admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"]]}).json()
         assert first["stored"] == [{"id": letters["acme"], "event_id": "late-1"}]
-        assert admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"]]}).json()["tried"] == 0
+        again = _problem(admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"]]}), 409)
+        assert again["detail"] == (
+            f"dead letter {letters['acme']} (replayed) is not open: only open letters can be replayed"
+        )
         _problem(admin.post("/v1/deadletters/replay", json={"ids": [letters["acme"], 987654]}), 404)
         dropped = admin.post(f"/v1/deadletters/{letters['globex']}/drop", json={"why": "test data"}).json()
         assert (dropped["status"], dropped["dropped_why"]) == ("dropped", "test data")
         _problem(admin.get(f"/v1/deadletters/{letters['globex']}?original=true"), 410)
-        _problem(admin.post(f"/v1/deadletters/{letters['globex']}/drop", json={"why": "again"}), 400)
+        dropped_again = admin.post(f"/v1/deadletters/{letters['globex']}/drop", json={"why": "again"})
+        assert _problem(dropped_again, 409)["detail"] == (
+            f"dead letter {letters['globex']} (dropped) is not open: only open letters can be dropped"
+        )
+        both = admin.post(
+            "/v1/deadletters/replay", json={"ids": [letters["none"], letters["acme"], letters["globex"]]}
+        )
+        assert _problem(both, 409)["detail"] == (
+            f"dead letters {letters['acme']} (replayed), {letters['globex']} (dropped) are not open: "
+            "only open letters can be replayed"
+        )
         _problem(admin.post("/v1/deadletters/999999/drop", json={"why": "nothing"}), 404)
     with api.client("acme", AUDITOR) as auditor:
         _problem(auditor.post("/v1/deadletters/replay", json={}), 403)
@@ -100,5 +114,5 @@ def test_replay_and_drop_over_http_and_their_metrics(api: Api, letters: dict[str
     text = httpx.get(f"{api.url}/metrics").text
     assert 'ledger_deadletters{reason="internal",status="replayed"} 1.0' in text
     assert 'ledger_deadletters{reason="schema",status="dropped"} 1.0' in text
-    assert "ledger_deadletter_replays 1.0" in text  # a replay that finds nothing to try is no replay
+    assert "ledger_deadletter_replays 1.0" in text  # those refused with a 409 tried nothing
     assert "ledger_purge_orders_confirmed 0.0" in text

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from app.bootstrap import Services
 from app.cli.output import print_json, shown, stop_on_signal
 from app.cli.parser import Command, moment, positive, until_idle
-from ledger.deadletters import OPEN, REASON_CLASSES, STATUSES, DeadLetter, Selection
+from ledger.deadletters import REASON_CLASSES, STATUSES, DeadLetter, Selection
 from ledger.errors import UsageError
 from ledger.purges import PurgeOrder
 from ledger.settings import Settings
@@ -107,9 +107,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     services = Services(settings)
     ledger = services.migrate()
-    for letter in deadletters.named(ledger, args.ids):  # naming one already done is a mistake here too
-        if letter.status != OPEN:
-            raise UsageError(f"dead letter {letter.id} is {letter.status}: only an open one can be replayed")
+    deadletters.replayable(ledger, args.ids)
     done = replay(
         ledger,
         services.contract,

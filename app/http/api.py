@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
@@ -41,19 +40,8 @@ Rate limit: each key may make {rate} requests a second to each server process (`
 in bursts of up to a second's worth; past that, 429 with `Retry-After`. Bodies are limited to {body}
 bytes (`LEDGER_HTTP_MAX_BODY_BYTES`, else 413).
 """
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-}
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {problems.MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
-    for status, text in {
+PROBLEMS = problems.documented(
+    {
         400: "the request cannot be answered as asked",
         401: "no API key, or an unknown or revoked one",
         403: "the key's role may not do this",
@@ -63,8 +51,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         422: "the request breaks its schema",
         429: "the key is over its rate limit",
         503: "PostgreSQL or the broker is not answering",
-    }.items()
-}
+    }
+)
 
 
 @asynccontextmanager

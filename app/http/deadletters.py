@@ -13,7 +13,7 @@ from app.http.auth import Key, gate
 from app.http.examples import answer
 from app.http.json import Json
 from app.http.params import Moment, Text
-from app.http.problems import Problem, not_found
+from app.http.problems import Problem, documented, not_found
 from consumers.replay import replay
 from ledger.access import ADMIN, AUDITOR, ApiKey
 from ledger.crypto import Unreadable
@@ -24,6 +24,9 @@ from projections import deadletters
 
 router = APIRouter(prefix="/v1/deadletters", tags=["dead letters"])
 LetterPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the dead letter's id")]
+NOT_OPEN = documented(
+    {409: "a letter named is not open: replayed or dropped already (the detail names each)"}
+)
 
 
 def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -118,13 +121,13 @@ def show_letter(
 @router.post(
     "/replay",
     summary="check open letters again and store those that now pass",
-    responses=answer(examples.REPLAY),
+    responses=answer(examples.REPLAY) | NOT_OPEN,
 )
 def replay_letters(request: Request, *, body: Annotated[Replay, Body()], credentials: Key) -> Json:
     """`deadletters replay --json`: each letter stored (as which event) or still refused (why)."""
     gate(request, credentials, None, ADMIN)
     services = request.app.state.services
-    deadletters.named(services.ledger, body.ids)  # 404 for an id that does not exist
+    deadletters.replayable(services.ledger, body.ids)  # 404 for one that does not exist, 409 not open
     selection = Selection(ids=tuple(body.ids), reason_class=body.reason)
     return Json(replay(services.ledger, services.contract, selection, datetime.now(UTC)).as_json())
 
@@ -132,7 +135,7 @@ def replay_letters(request: Request, *, body: Annotated[Replay, Body()], credent
 @router.post(
     "/{letter_id}/drop",
     summary="record a decision to discard an open letter",
-    responses=answer(examples.DROPPED),
+    responses=answer(examples.DROPPED) | NOT_OPEN,
 )
 def drop_letter(
     request: Request, *, letter_id: LetterPath, body: Annotated[Drop, Body()], credentials: Key

@@ -24,12 +24,14 @@ from ledger.errors import (
     UnknownEvent,
     UnknownSubject,
     UsageError,
+    WrongState,
 )
 
 log = structlog.get_logger()
 MEDIA_TYPE = "application/problem+json"
 TYPE = "urn:consent-ledger:problem:"
-_STATUS = {
+_STATUS = {  # the first kind an error is an instance of gives its status
+    WrongState: 409,
     UnknownSubject: 404,
     UnknownEvent: 404,
     SubjectErased: 410,
@@ -43,6 +45,7 @@ _TITLES = {
     403: "forbidden",
     404: "not found",
     405: "method not allowed",
+    409: "conflict",
     410: "gone",
     413: "request body too large",
     422: "unprocessable content",
@@ -50,6 +53,27 @@ _TITLES = {
     500: "internal error",
     503: "service unavailable",
 }
+
+
+_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def documented(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entries of routes that may answer these statuses (each with what it
+    means) with a problem document."""
+    return {
+        status: {"description": text, "content": {MEDIA_TYPE: {"schema": _SCHEMA}}}
+        for status, text in statuses.items()
+    }
 
 
 class Problem(Exception):
