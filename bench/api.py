@@ -163,10 +163,10 @@ def _bulk_ceiling(url: str, keys: ApiKeys, key: str, subjects: list[str], size: 
             | {"hash": digest(key), "roles": checks.ROLES_SEEING}
             for _ in range(1 + _batches(size))
         ]
-        conn.execute(statement, batches.pop(), prepare=False).fetchone()  # untimed, as for the server
+        conn.execute(statement, batches.pop(), prepare=False, binary=True).fetchone()  # untimed, as served
         began = time.perf_counter()
         for batch in batches:
-            row = conn.execute(statement, batch, prepare=False).fetchone()
+            row = conn.execute(statement, batch, prepare=False, binary=True).fetchone()
             assert row is not None and row["allowed"]  # the key was found and the batch checked
         return sum(len(batch["subjects"]) for batch in batches) / (time.perf_counter() - began)
 

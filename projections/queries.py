@@ -3,6 +3,7 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from eventsourcing.domain import DomainEvent
@@ -83,9 +84,8 @@ def bulk_parameters(tenant: str, subjects: Sequence[str], purpose: str, channel:
 def checked_of(row: Mapping[str, Any], purpose: str, channel: str) -> Checked:
     """The answer a row of `BULK` or `keyed_bulk` gives: only the denied subjects cost a `decide`."""
     denied = {}
-    for subject, *values in zip(*(row[column] or [] for column in _DENIED), strict=True):
-        decision = decision_of(dict(zip(_DECIDING, values, strict=True)), purpose, channel)
-        denied[subject] = decision or Decision(False, UNKNOWN)
+    for subject, *deciding in zip(*(row[column] or [] for column in _DENIED), strict=True):
+        denied[subject] = _decision(purpose, channel, deciding) or Decision(False, UNKNOWN)
     return Checked(row["allowed"] or [], denied)
 
 
@@ -104,21 +104,28 @@ def _decisions(
     return {subject: found[subject] for subject in wanted}
 
 
+# The columns of a `DECISIONS` row that `decision_of` reads; in `BULK`'s row, the denied subjects' ones
+# are arrays in the order asked, after the array of those subjects (`denied`).
+_DECIDING = ("erased", "state", "since", "event_id", "restricted_by", "restricted_since", "restriction_event")
+_DENIED = ("denied", *_DECIDING)
+_deciding = itemgetter(*_DECIDING)
+
+
 def decision_of(row: Mapping[str, Any], purpose: str, channel: str) -> Decision | None:
     """The decision a row of `DECISIONS` or `KEYED_DECISION` gives (None: no such subject)."""
-    if row["erased"] is None:
+    return _decision(purpose, channel, _deciding(row))
+
+
+def _decision(purpose: str, channel: str, deciding: Sequence[Any]) -> Decision | None:
+    """The decision from the values of the `_DECIDING` columns, in their order (None: no such subject)."""
+    erased, state, since, event_id, restricted_by, restricted_since, restriction_event = deciding
+    if erased is None:
         return None
-    consent = (
-        None
-        if row["state"] is None
-        else Consent(purpose, channel, row["state"], row["since"], row["event_id"])
-    )
+    consent = None if state is None else Consent(purpose, channel, state, since, event_id)
     restriction = (
-        None
-        if row["restricted_by"] is None
-        else Restriction(row["restricted_by"], row["restricted_since"], row["restriction_event"])
+        None if restricted_by is None else Restriction(restricted_by, restricted_since, restriction_event)
     )
-    return decide(row["erased"], purpose, channel, consent, restriction)
+    return decide(erased, purpose, channel, consent, restriction)
 
 
 # The restriction of processing in effect on a subject, as ledger.state.restriction_in_effect picks it:
@@ -158,12 +165,6 @@ def keyed_decision(keys: Identifier) -> Composed:
     ).format(
         keys=keys, subjects=tables.SUBJECTS, consents=Identifier("proj_consents"), restriction=RESTRICTION
     )
-
-
-# The columns of a `DECISIONS` row that `decision_of` reads; in `BULK`'s row, the denied subjects' ones
-# are arrays in the order asked, after the array of those subjects (`denied`).
-_DECIDING = ("erased", "state", "since", "event_id", "restricted_by", "restricted_since", "restriction_event")
-_DENIED = ("denied", *_DECIDING)
 
 
 def _bulk(gate: SQL) -> Composed:
