@@ -146,7 +146,7 @@ class Settings:
             http_max_body_bytes=reader.integer("HTTP_MAX_BODY_BYTES", 4 * 1024 * 1024, low=1024, high=10**9),
             http_rate_limit=reader.integer("HTTP_RATE_LIMIT", 10_000, low=1, high=10**7),
             http_ready_lag=reader.integer("HTTP_READY_LAG", 10_000, low=0, high=10**9),
-            http_pool_size=reader.integer("HTTP_POOL_SIZE", 4, low=1, high=100),
+            http_pool_size=reader.integer("HTTP_POOL_SIZE", 8, low=1, high=100),
             keywords=KeywordTable.parse(
                 reader.items("OPTOUT_KEYWORDS"), reader.items("RESUBSCRIBE_KEYWORDS")
             ),
