@@ -379,7 +379,9 @@ def jurisdiction_of(state: SubjectState, category: str | None = None) -> str | N
     named = [h for h in state.holdings.values() if h.jurisdiction is not None]
     if not named:
         return None
-    latest = max(named, key=lambda h: (h.category == category, h.last_collected))
+    # Holdings collected at the same instant are told apart by their key, not by the order they were
+    # read in (the fold's, the read model's): projections.deadlines picks the same one in SQL.
+    latest = max(named, key=lambda h: (h.category == category, h.last_collected, h.category, h.system))
     return latest.jurisdiction
 
 

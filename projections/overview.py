@@ -2,13 +2,15 @@
 (and last ordered a purge of the tenant's), its dead letters, and when its log was last proven.
 
 Every figure is one aggregate query over an indexed table or a short list ordered by urgency; the
-rights clocks read only the subjects with an open request. None of it loads the tenant.
+rights requests are counted and ordered by their deadlines in SQL (`projections.deadlines`), and only
+the few shown get their clocks in Python. None of it loads the tenant.
 """
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from ledger.audit import Verification, last_verification
@@ -19,6 +21,7 @@ from ledger.state import Holding, RightsRequest, SubjectState
 from ledger.store import Ledger
 from ledger.sweeps import SweepSummary
 from projections import tables
+from projections.deadlines import open_requests
 
 SHOWN = 10  # the most urgent requests and orders listed; the counts cover all of them
 
@@ -74,14 +77,15 @@ def overview(ledger: Ledger, tenant: str, now: datetime, confirm_days: int) -> O
         oldest_orders = list(curs.fetchall())
         dead_letters = ledger.deadletters.counts(curs, Selection(tenant=tenant))
         sweeps = ledger.sweeps.summary(curs, tenant)
-        requests = _open_clocks(curs, tenant, now)
+        requests = open_requests(curs, tenant, now, deadline_rules(), SHOWN)
+        soonest = _clocks(curs, tenant, requests.soonest, now)
     return Overview(
         tenant=tenant,
         subjects=counted["subjects"],
         events=counted["events"],
-        requests_open=len(requests),
-        requests_overdue=sum(found.overdue for found in requests),
-        soonest_requests=requests[:SHOWN],
+        requests_open=requests.open,
+        requests_overdue=requests.overdue,
+        soonest_requests=soonest,
         orders_open=orders["open"],
         orders_overdue=orders["overdue"],
         oldest_orders=oldest_orders,
@@ -106,14 +110,11 @@ def subjects_page(ledger: Ledger, tenant: str, start: str, limit: int) -> list[d
         return list(curs.fetchall())
 
 
-def _open_clocks(curs: tables.Cursor, tenant: str, now: datetime) -> list[RightsClock]:
-    """The tenant's open rights requests on their clocks, soonest due first (as
-    `projections.rights.open_requests` gives them), from the two things a clock reads: the request
-    and the subject's holdings (for its jurisdiction); two queries, not a state per subject."""
-    curs.execute("SELECT * FROM proj_rights_requests WHERE tenant = %s AND status = 'open'", (tenant,))
-    requests = curs.fetchall()
+def _clocks(curs: tables.Cursor, tenant: str, rows: list[DictRow], now: datetime) -> list[RightsClock]:
+    """The clocks of these open requests, soonest due first, from the two things a clock reads: the
+    request and its subject's holdings (for its jurisdiction)."""
     states: dict[str, SubjectState] = {}
-    for row in requests:
+    for row in rows:
         state = states.setdefault(row["subject"], SubjectState(tenant=tenant, subject=row["subject"]))
         state.rights_requests[row["request_id"]] = RightsRequest(**_fields(RightsRequest, row))
     curs.execute(
