@@ -30,6 +30,7 @@ PURGE_ORDERED = "purge_ordered"  # expired and ordered purged; the owning system
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 START_OF_TIME = datetime.min.replace(tzinfo=UTC)
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
+_LONGEST = (10_000, 120_000, 3_660_000)  # years, months, days: each takes year 1 past year 9999
 
 
 @dataclass(frozen=True)
@@ -149,16 +150,26 @@ def shift(before: Retention, after: Retention) -> str:
 def add_duration(start: datetime, duration: str) -> datetime:
     """`start` plus an ISO 8601 calendar duration; the 29th of February falls back to the 28th, and
     anything after the calendar's end is END_OF_TIME."""
-    found = _DURATION.match(duration)
-    if found is None:
-        raise ConfigError(f"duration {duration!r} is not ISO 8601 years/months/days, such as P7Y or P30D")
-    years, months, days = (int(part or 0) for part in found.groups())
+    years, months, days = duration_parts(duration)
     total = start.month - 1 + months + 12 * (start.year + years)
     year, month = divmod(total, 12)
     if year > END_OF_TIME.year:
         return END_OF_TIME
     day = min(start.day, calendar.monthrange(year, month + 1)[1])
     return shifted(start.replace(year=year, month=month + 1, day=day), timedelta(days=days))
+
+
+def duration_parts(duration: str) -> tuple[int, int, int]:
+    """The years, months and days of an ISO 8601 calendar duration (P1Y2M3D), each at most what
+    carries any instant past the calendar's end: P9999999999D means never, and does not overflow
+    `timedelta` (or a PostgreSQL interval) on its way there."""
+    found = _DURATION.match(duration)
+    if found is None:
+        raise ConfigError(f"duration {duration!r} is not ISO 8601 years/months/days, such as P7Y or P30D")
+    years, months, days = (
+        min(int(part or 0), most) for part, most in zip(found.groups(), _LONGEST, strict=True)
+    )
+    return years, months, days
 
 
 def shifted(moment: datetime, span: timedelta) -> datetime:
@@ -206,7 +217,9 @@ def due_purges(state: SubjectState, rules: list[Rule], now: datetime) -> list[Du
             assert kept.rule is not None
             for system in [holding.system, *unconfirmed_recipients(state, [holding.category])]:
                 found = due.get((system, holding.category))
-                if found is None or found.expires_at < kept.expires_at:  # a recipient copy of two holdings
+                # A recipient's copy of two holdings: the later expiry, then the later rule id (not the
+                # order the holdings were read in), as projections.expiry picks it.
+                if found is None or (found.expires_at, found.rule) < (kept.expires_at, kept.rule):
                     due[(system, holding.category)] = Due(
                         state.tenant, state.subject, system, holding.category, kept.rule, kept.expires_at
                     )

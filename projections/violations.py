@@ -19,8 +19,9 @@ from ledger.rights import RightsClock
 from ledger.state import DIRECT_MARKETING, GRANTED, OPTED_OUT
 from ledger.store import Ledger
 from ledger.violations import Word, business_days, judge_contact
+from projections.expiry import held_past_expiry
 from projections.queries import plain
-from projections.retention import due_for_purge, unconfirmed_orders
+from projections.retention import unconfirmed_orders
 from projections.rights import late_requests
 
 # The latest word on the contact's purpose and channel by event time, among all (now) or among what
@@ -84,10 +85,6 @@ _SHARES = SQL(
     "SELECT subject, event_id, recipient, recipient_type, time FROM proj_shares "
     "WHERE tenant = %(tenant)s AND time >= %(start)s AND time < %(end)s "
     "AND NOT recipient = ANY(%(declared)s) ORDER BY time, subject"
-)
-_OPENED = SQL(
-    "SELECT opened_by FROM proj_intervals WHERE tenant = %s AND subject = %s AND system = %s "
-    "AND category = %s AND held_until IS NULL"
 )
 
 
@@ -360,19 +357,18 @@ def _retention(
                     {"system": row["system"], "categories": categories, "ordered_at": row["ordered_at"]},
                 )
             )
-    for item in due_for_purge(ledger, rules, period.now, confirm_days, tenant=tenant):
-        due = item.due
-        if item.order is not None or not period.start <= due.expires_at < period.end:
-            continue
-        curs.execute(_OPENED, (tenant, due.subject, due.system, due.category))
-        entries.append(
-            Entry(
-                kinds.HELD_PAST_EXPIRY,
-                due.subject,
-                due.expires_at,
-                f"{due.category} in {due.system} held past its expiry (rule {due.rule}), no purge ordered",
-                sorted(row["opened_by"] for row in curs.fetchall()),
-                {"system": due.system, "category": due.category, "rule": due.rule},
-            )
+    expired = held_past_expiry(
+        curs, ledger.orders.table, tenant, rules, now=period.now, within=(period.start, period.end)
+    )
+    entries += [
+        Entry(
+            kinds.HELD_PAST_EXPIRY,
+            held.subject,
+            held.expires_at,
+            f"{held.category} in {held.system} held past its expiry (rule {held.rule}), no purge ordered",
+            held.opened_by,
+            {"system": held.system, "category": held.category, "rule": held.rule},
         )
+        for held in expired
+    ]
     return entries

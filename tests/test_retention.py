@@ -9,6 +9,7 @@ import pytest
 from ledger.errors import ConfigError
 from ledger.retention import (
     AWAITING_TRIGGER,
+    END_OF_TIME,
     NO_RULE,
     SCHEDULED,
     SUSPENDED,
@@ -92,6 +93,13 @@ def test_calendar_durations() -> None:
     assert add_duration(leap, "P1Y") == datetime(2025, 2, 28, 12, tzinfo=UTC)
     assert add_duration(leap, "P13M") == datetime(2025, 3, 29, 12, tzinfo=UTC)
     assert add_duration(leap, "P30D") == leap + timedelta(days=30)
+
+
+@pytest.mark.parametrize("duration", ["P9999999999D", "P99999999999M", "P99999999999Y", "P7999Y"])
+def test_a_duration_past_the_calendar_is_never_due(duration: str) -> None:
+    """However many days, months or years a policy names, past year 9999 is the end of time (a day
+    count beyond what a timedelta holds failed every subject holding that category)."""
+    assert add_duration(datetime(2024, 2, 29, 12, tzinfo=UTC), duration) == END_OF_TIME
 
 
 def test_bad_policies_are_config_errors() -> None:
