@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from consumers.contract import Contract
     from consumers.scheduler import Sweeper
+    from consumers.witness import TopicWitness
     from ledger.checkpoints import Checkpointer
     from projections.projector import Projector
 
@@ -100,13 +101,20 @@ class Services:
     @cached_property
     def checkpointer(self) -> "Checkpointer":
         """Signs checkpoints of the log every `LEDGER_CHECKPOINT_EVERY` events."""
-        from consumers.witness import FileWitness, TopicWitness
+        from consumers.witness import FileWitness
         from ledger.checkpoints import Checkpointer, Witness
 
-        witnesses: list[Witness] = [TopicWitness(lambda: self.kafka_bootstrap, self.settings)]
+        witnesses: list[Witness] = [self.topic_witness]
         if self.settings.witness_file:
             witnesses.append(FileWitness(self.settings.witness_file))
         return Checkpointer(self.ledger, self.signing_key, self.settings.checkpoint_every, witnesses)
+
+    @cached_property
+    def topic_witness(self) -> "TopicWitness":
+        """Publishes every tree head on LEDGER_CHECKPOINT_TOPIC (its producer opens at the first)."""
+        from consumers.witness import TopicWitness
+
+        return TopicWitness(lambda: self.kafka_bootstrap, self.settings)
 
     @cached_property
     def projector(self) -> "Projector":
@@ -148,6 +156,8 @@ class Services:
         if "producer" in self.__dict__:
             self.producer.flush()
             self.producer.close()
+        if "topic_witness" in self.__dict__:
+            self.topic_witness.close()
         for name in ("ledger", "evidence"):
             if name in self.__dict__:
                 self.__dict__[name].close()

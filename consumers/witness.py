@@ -95,6 +95,12 @@ class TopicWitness(_Witness):
         key, value = str(head.sequence).encode(), orjson.dumps(head.document())
         self.producer.send(self.name, key=key, value=value).get(timeout=10)
 
+    def close(self) -> None:
+        """Close the producer, if a head was ever handed on."""
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            producer.close()
+
 
 def read_file(path: Path) -> list[TreeHead]:
     """Every head in a witness file; a line that is not a tree head is refused with its number."""

@@ -5,8 +5,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -18,6 +20,9 @@ from ledger.crypto import MasterKey, replace_key_file
 from ledger.errors import UsageError
 from ledger.retry import Backoff, Supervised, keep_alive
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from app.http.server import Component
 
 
 def register(command: Command) -> None:
@@ -196,42 +201,51 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.scheduler import cron_trigger, sweep_once
     from consumers.scheduler import run as run_scheduler
 
-    services = _start(settings)
-    ledger, bootstrap = services.ledger, services.kafka_bootstrap
-    projector, sweeper = services.projector, services.sweeper
-    stop = stop_on_signal()
-    backoff = Backoff.from_settings(settings, bounded=args.until_idle)
-    if args.until_idle:
-        totals = ingest.consume(settings, ledger, bootstrap, until_idle=True, stop=stop)
-        progress = projector.run(until_idle=True, stop=stop, backoff=backoff)
-        sweep_once(sweeper, datetime.now(UTC), backoff, stop)
-    else:
-        trigger = cron_trigger(settings.sweep_cron)
-        components: dict[str, Callable[[], object]] = {
-            "projector": lambda: projector.run(until_idle=False, stop=stop, backoff=backoff),
-            "scheduler": lambda: run_scheduler(sweeper, trigger, stop, backoff),
-        }
-        if not args.no_http:
-            components["http"] = _api(services, stop)
-        workers = [Supervised(name, start, stop, backoff) for name, start in components.items()]
-        for worker in workers:
-            worker.start()
+    # Closed however `run` ends (the API's services first, then the components'), so that a caller of
+    # `main` (a test, an embedding program) is left with no connection, pool or socket of this run.
+    with ExitStack() as opened:
+        services = _start(settings)
+        opened.callback(services.close)
+        ledger, bootstrap = services.ledger, services.kafka_bootstrap
+        projector, sweeper = services.projector, services.sweeper
+        stop = stop_on_signal()
+        backoff = Backoff.from_settings(settings, bounded=args.until_idle)
+        if args.until_idle:
+            totals = ingest.consume(settings, ledger, bootstrap, until_idle=True, stop=stop)
+            progress = projector.run(until_idle=True, stop=stop, backoff=backoff)
+            sweep_once(sweeper, datetime.now(UTC), backoff, stop)
+        else:
+            trigger = cron_trigger(settings.sweep_cron)
+            components: dict[str, Callable[[], object]] = {
+                "projector": lambda: projector.run(until_idle=False, stop=stop, backoff=backoff),
+                "scheduler": lambda: run_scheduler(sweeper, trigger, stop, backoff),
+            }
+            if not args.no_http:
+                components["http"] = opened.enter_context(closing(_api(services, stop)))
+            workers = [Supervised(name, start, stop, backoff) for name, start in components.items()]
+            for worker in workers:
+                worker.start()
 
-        def consume() -> ingest.Totals:
-            return ingest.consume(settings, ledger, bootstrap, until_idle=False, stop=stop)
+            def consume() -> ingest.Totals:
+                return ingest.consume(settings, ledger, bootstrap, until_idle=False, stop=stop)
 
-        totals = keep_alive("consumer", consume, stop, backoff) or ingest.Totals()
-        stop.set()
-        for worker in workers:
-            worker.finish()
-        progress = projector.run(until_idle=True, backoff=Backoff.from_settings(settings, bounded=True))
+            try:
+                totals = keep_alive("consumer", consume, stop, backoff) or ingest.Totals()
+            finally:  # nothing is closed under a component still running
+                stop.set()
+                for worker in workers:
+                    worker.join()
+            for worker in workers:
+                worker.finish()
+            progress = projector.run(until_idle=True, backoff=Backoff.from_settings(settings, bounded=True))
     print(f"{totals.summary()}, projected {progress.applied}")
     return 0
 
 
-def _api(services: Services, stop: threading.Event) -> Callable[[], object]:
+def _api(services: Services, stop: threading.Event) -> "Component":
     """The HTTP API as a component of `run`, over services of its own (its own connections, so a
-    burst of requests never waits for the consumer's); the port is taken now, or `run` stops here."""
+    burst of requests never waits for the consumer's, closed with it); the port is taken now, or
+    `run` stops here."""
     from app.http.server import Component
 
     settings = services.settings

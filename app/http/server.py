@@ -43,7 +43,8 @@ def serve(settings: Settings, workers: int) -> None:
 class Component:
     """The API as a component of `run`: its port is bound when this is built, so a taken port stops
     `run` in one line before anything starts; each call then serves in the calling thread until
-    `stop` is set (a call after a failure binds the port again)."""
+    `stop` is set (a call after a failure binds the port again). It owns `services`: `close` closes
+    them, and the port if it was never served on."""
 
     def __init__(self, services: Services, stop: threading.Event) -> None:
         self.services, self.stop = services, stop
@@ -68,6 +69,13 @@ class Component:
         if not self.stop.is_set():
             raise ServiceUnavailable("the HTTP API stopped by itself")
         log.info("http.stopped", host=host, port=port)
+
+    def close(self) -> None:
+        """Release the port (if no server took it) and the API's connections; once stopped."""
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
+        self.services.close()
 
 
 class _Server(uvicorn.Server):
