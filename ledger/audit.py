@@ -11,6 +11,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger import chain, merkle
 from ledger.checkpoints import GENESIS, TreeHead, leaf, load_heads, notifications
+from ledger.compression import UnreadableState, inflate
 from ledger.signing import PublicKey, WrongSigningKey
 from ledger.store import Ledger
 
@@ -211,8 +212,8 @@ def _witness_breaks(
 
 def _decode(state: bytes) -> dict[str, Any] | None:
     try:
-        document = orjson.loads(state)
-    except orjson.JSONDecodeError:
+        document = orjson.loads(inflate(state))
+    except (UnreadableState, orjson.JSONDecodeError):
         return None
     return document if isinstance(document, dict) else None
 

@@ -28,6 +28,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.access import Access, AccessLog, ApiKey, ApiKeys, Sessions
 from ledger.chain import GENESIS, record_hash
+from ledger.compression import StateCompressor
 from ledger.crypto import MasterKey, seal
 from ledger.deadletters import DeadLetterBook
 from ledger.declaration import Declarations, declaration_id
@@ -753,4 +754,6 @@ def postgres_env(database_url: str) -> dict[str, str]:
         # batch appends that a loaded machine took longer to encode between two statements).
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
         "CREATE_TABLE": "no",  # schema changes are `migrate`'s (projections/schema.py), never a query's
+        # Every state deflated over a dictionary as it is stored; states stored before read as they are.
+        "COMPRESSOR_TOPIC": get_topic(StateCompressor),
     }

@@ -25,6 +25,7 @@ from ledger import merkle
 from ledger import vocabularies as words
 from ledger.chain import notification_hash, record_hash
 from ledger.checkpoints import TreeHead, latest_head, leaf_index, tree_nodes
+from ledger.compression import inflate
 from ledger.errors import AlteredLog, UnknownEvent, UsageError
 from ledger.signing import PublicKey, WrongSigningKey
 from ledger.state import GRANTED, OPTED_OUT, WITHDRAWN, opted_out_purposes
@@ -253,7 +254,7 @@ def _check_record(document: dict[str, Any], verdict: Verdict) -> None:
         found = record_hash(
             UUID(str(record["originator_id"])), int(record["version"]), str(record["topic"]), state
         )
-        stored = orjson.loads(state)
+        stored = orjson.loads(inflate(state))  # an UnreadableState is a ValueError
     except (AssertionError, KeyError, ValueError, binascii.Error, orjson.JSONDecodeError):
         verdict.problems.append("the receipt's record is missing or malformed")
         return
