@@ -230,7 +230,7 @@ def _chain_problem(version: int, document: dict[str, Any] | None, tail: _Tail | 
             return f"recorded after version {tail.version} (position {tail.position}): events reordered"
         return f"expected version {expected}: version(s) {expected}..{version - 1} missing (deleted)"
     if document is None:
-        return "stored state is not valid JSON: its bytes were altered"
+        return "stored state does not decode to a JSON document: its bytes were altered"
     if tail is not None and document.get("previous_hash") != tail.hash:
         found = document.get("previous_hash")
         return (

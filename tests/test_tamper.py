@@ -8,6 +8,7 @@ import pytest
 from consumers.witness import FileWitness, read_file
 from ledger.audit import Report, verify
 from ledger.checkpoints import Checkpointer
+from ledger.compression import deflate, inflate
 from ledger.crypto import MasterKey
 from ledger.settings import Settings
 from ledger.signing import PublicKey, SigningKey, signing_key
@@ -105,11 +106,16 @@ def test_a_gap_in_the_chain_of_checkpoints_is_named(
 
 
 def _edit_last_event_and_drop_checkpoints(settings: Settings, condition: str) -> None:
-    _tamper(
-        settings,
-        f"UPDATE ledger_events SET state = set_byte(state, 40, 88) WHERE {_row(5)}",
-        f"DELETE FROM ledger_events_tree_heads WHERE {condition}",
-    )
+    """Rewrite s1's last event as a well-formed document that says something else (deflated again,
+    as stored), and delete tree heads: nothing left in the database contradicts it."""
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute(f"SELECT state FROM ledger_events WHERE {_row(5)}").fetchone()
+        assert row is not None
+        stored = inflate(bytes(row[0]))
+        edited = stored.replace(b'"channel":"sms"', b'"channel":"web"')
+        assert edited != stored
+        conn.execute(f"UPDATE ledger_events SET state = %s WHERE {_row(5)}", (deflate(edited),))
+    _tamper(settings, f"DELETE FROM ledger_events_tree_heads WHERE {condition}")
 
 
 @pytest.mark.parametrize(
