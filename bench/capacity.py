@@ -45,12 +45,13 @@ from ledger import logs
 from ledger.checkpoints import Checkpointer
 from ledger.compression import inflate
 from ledger.crypto import MasterKey
+from ledger.retry import Backoff
 from ledger.settings import Settings
 from ledger.signing import SigningKey
 from ledger.store import Ledger
 from projections import queries
 from projections.breach import breach_impact
-from projections.projector import Projector
+from projections.projector import Checkpoints, Projector
 
 LIVE = 20_000  # subjects whose lives are under way at once, so their events spread over many batches
 LAG_EVERY = 20  # batches between two samples of the projection lag
@@ -191,10 +192,13 @@ def _follow(url: str, key: MasterKey, page: int, every: int, stop: Event) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the appending; the parent stops this
     logs.configure(replace(Settings.from_env(), log_level="warning"))
     ledger = Ledger(url, key)
-    projector = Projector(ledger, page, Checkpointer(ledger, SigningKey.generate(), every))
+    checkpointer = Checkpointer(ledger, SigningKey.generate(), every)
+    projector = Projector(ledger, page, checkpointer)
+    checkpoints = Checkpoints(checkpointer, projector.committed, Backoff.default(bounded=False))
     while not stop.is_set():
         if not projector.step():
             stop.wait(0.2)
+    checkpoints.close()
     ledger.close()
 
 

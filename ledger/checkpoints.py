@@ -13,6 +13,7 @@ is detectable.
 """
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -398,11 +399,13 @@ class Checkpointer:
         self.every = every
         self.witnesses = witnesses
 
-    def step(self, *, force: bool = False) -> list[TreeHead]:
+    def step(self, *, force: bool = False, stop: threading.Event | None = None) -> list[TreeHead]:
         """Add what the log gained to the tree and sign the heads that fell due.
 
-        With `force`, also one at the current end (unless the newest head is already there).
-        Returns the heads written, after handing each to every witness.
+        With `force`, also one at the current end (unless the newest head is already there). With
+        `stop`, it ends after the page under way once that is set (each page commits on its own, so
+        the next step goes on from there). Returns the heads written, after handing each to every
+        witness.
         """
         written: list[TreeHead] = []
         while True:
@@ -411,7 +414,7 @@ class Checkpointer:
                 for witness in self.witnesses:
                     witness(head)
             written.extend(heads)
-            if not more:
+            if not more or (stop is not None and stop.is_set()):
                 break
         if written:
             last = written[-1]

@@ -50,6 +50,7 @@ class Projector:
         self.checkpointer = checkpointer
         self.awaits_recipients = awaits_recipients  # per tenant: Settings.awaits_recipients
         self.datastore = ledger.writer.datastore
+        self.committed = threading.Event()  # set after each page commits: the checkpointer's cue
 
     def position(self) -> int:
         """The notification id of the last event applied."""
@@ -92,8 +93,7 @@ class Projector:
                 SQL("UPDATE {} SET position = %s WHERE name = %s").format(tables.POSITIONS), (reached, NAME)
             )
         _logged(erased)
-        if self.checkpointer is not None:
-            self.checkpointer.step()
+        self.committed.set()
         return len(notifications)
 
     def erase(self, tenant: str, subject: str, reason: str) -> Subject.Erased | None:
@@ -138,29 +138,49 @@ class Projector:
 
         With nothing new, it waits for the next append's notification (or IDLE_WAIT at most).
 
+        The checkpointer, if any, extends the Merkle tree in a thread of its own after pages commit,
+        so a long append to the tree never holds back the next page (nor an opt-out in it); with
+        `until_idle` it catches up once at the end instead, before this returns.
+
         A page that fails because PostgreSQL is away is applied again after a pause (`backoff`,
         default: the default LEDGER_RETRY_* settings); its position only moves with its rows, so
         nothing is applied twice.
         """
         stop = stop or threading.Event()
-        retry = Retry(backoff or Backoff.default(bounded=until_idle), "projector", stop)
+        backoff = backoff or Backoff.default(bounded=until_idle)
+        retry = Retry(backoff, "projector", stop)
+        checkpoints = None
+        if self.checkpointer is not None and not until_idle:
+            self.committed.set()  # catch up with the log at once, not only after the next page
+            checkpoints = Checkpoints(self.checkpointer, self.committed, backoff)
         appended = Appended(self.ledger)
         progress = Progress()
-        with contextlib.suppress(Stopped):
-            if not until_idle:
-                appended.wait(0)  # listening before the first read, so no append goes unnoticed
-            retry.call(self.erase_missed)
-            while not stop.is_set():
-                applied = retry.call(self.step)
-                progress.applied += applied
-                if applied:
-                    log.info("projection.page", projection=NAME, events=applied)
-                elif until_idle:
-                    break
-                else:
-                    appended.wait(IDLE_WAIT)
-            progress.position = retry.call(self.position)
-        appended.close()
+        try:
+            with contextlib.suppress(Stopped):
+                if not until_idle:
+                    appended.wait(0)  # listening before the first read, so no append goes unnoticed
+                retry.call(self.erase_missed)
+                while not stop.is_set():
+                    applied = retry.call(self.step)
+                    progress.applied += applied
+                    if checkpoints is not None:
+                        checkpoints.check()
+                    if applied:
+                        log.info("projection.page", projection=NAME, events=applied)
+                    elif until_idle:
+                        break
+                    else:
+                        appended.wait(IDLE_WAIT)
+                if self.checkpointer is not None and until_idle:
+                    checkpointer = self.checkpointer
+                    retry.call(lambda: checkpointer.step(stop=stop))
+                progress.position = retry.call(self.position)
+        finally:
+            appended.close()
+            if checkpoints is not None:
+                checkpoints.close()
+        if checkpoints is not None:
+            checkpoints.check()
         return progress
 
     def _position(self, curs: tables.Cursor, *, lock: bool) -> int:
@@ -172,6 +192,44 @@ class Projector:
         row = curs.fetchone()
         assert row is not None
         return int(row["position"])
+
+
+class Checkpoints:
+    """The checkpointer in a thread of its own, stepping whenever pages were committed since its last
+    step. It reads the log itself, in transactions of its own, so its heads cover committed events
+    only and a crash loses at most its page under way, whatever the projector is doing."""
+
+    def __init__(self, checkpointer: Checkpointer, committed: threading.Event, backoff: Backoff) -> None:
+        self.checkpointer = checkpointer
+        self.committed = committed
+        self.halt = threading.Event()
+        self.retry = Retry(backoff, "checkpointer", self.halt)
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._follow, name="checkpointer", daemon=True)
+        self.thread.start()
+
+    def _follow(self) -> None:
+        while self.committed.wait() and not self.halt.is_set():
+            self.committed.clear()  # pages committed from here on call for another step
+            try:
+                self.retry.call(lambda: self.checkpointer.step(stop=self.halt))
+            except Stopped:
+                return
+            except Exception as error:  # raised in the projector's thread by `check`
+                self.error = error
+                return
+
+    def check(self) -> None:
+        """Raise what stopped the checkpointer, if something did: the projector fails with it, as it
+        did when the checkpointer stepped in its loop."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop once the page under way is committed (the next run goes on from there)."""
+        self.halt.set()
+        self.committed.set()
+        self.thread.join()
 
 
 def _logged(erased: Iterable[Subject.Erased]) -> None:

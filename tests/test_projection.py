@@ -1,5 +1,8 @@
 """The read model is derived from the event store alone: resumable, and the same when rebuilt."""
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -9,8 +12,10 @@ import pytest
 from consumers.contract import Contract
 from consumers.ingest import triage
 from consumers.workload import generate
+from ledger.checkpoints import Checkpointer, TreeHead, latest_head, load_heads
 from ledger.retention import policy_document
 from ledger.settings import Settings
+from ledger.signing import SigningKey
 from ledger.store import Ledger
 from ledger.subject import Subject
 from projections import queries, tables
@@ -256,3 +261,48 @@ def test_a_full_page_stops_at_its_last_event(ledger: Ledger) -> None:
     assert projector.position() < (ledger.writer.max_notification_id() or 0)
     assert projector.step() == 2
     assert queries.progress(ledger).lag == 0
+
+
+def _until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_stuck_checkpoint_holds_back_no_page(ledger: Ledger) -> None:
+    """While the checkpointer is stuck handing a head to its witness, the projector goes on applying
+    pages (an opt-out in them takes effect); released, the checkpointer signs heads over every
+    committed event, none missing, and the run stops cleanly."""
+    release, witnessed = threading.Event(), []
+
+    def stuck_witness(head: TreeHead) -> None:
+        witnessed.append(head)
+        release.wait(60)
+
+    def stored() -> int:
+        return len(ledger.recorder.select_notifications(start=None, limit=1_000_000))
+
+    checkpointer = Checkpointer(ledger, SigningKey.generate(), every=1, witnesses=[stuck_witness])
+    projector = Projector(ledger, page=5, checkpointer=checkpointer)
+    ledger.append([fact("acme", f"s{n}", f"e{n}") for n in range(8)])
+    stop = threading.Event()
+    running = threading.Thread(target=lambda: projector.run(until_idle=False, stop=stop))
+    running.start()
+    try:
+        assert _until(lambda: bool(witnessed), 30)  # the checkpointer is stuck from here on
+        ledger.append([fact("acme", "s1", "stop", "consent.withdrawn", minutes=1)])
+        newest = ledger.writer.max_notification_id()
+        assert _until(lambda: projector.position() == newest, 30)
+        assert not queries.may_contact(ledger, "acme", "s1", "marketing", "sms").allowed
+        assert (latest_head(ledger) or witnessed[0]).tree_size < stored()  # the opt-out is not in it yet
+        release.set()
+        assert _until(lambda: (latest_head(ledger) or witnessed[0]).tree_size == stored(), 30)
+    finally:
+        release.set()
+        stop.set()
+        running.join(60)
+    assert not running.is_alive()
+    assert [head.tree_size for head in load_heads(ledger)] == list(range(1, stored() + 1))
