@@ -37,14 +37,20 @@ DICTIONARY_1 = (
 DICTIONARIES = {zlib.adler32(DICTIONARY_1): DICTIONARY_1}
 CURRENT = DICTIONARY_1
 _FDICT = 0x20  # the zlib header's flag for a preset dictionary
+# Deflate reaches about 1000:1, so a few stored megabytes written by someone with database access
+# could inflate to gigabytes in `verify` or the projector: nothing stored legitimately is larger than
+# the biggest event the contract can be set to admit (LEDGER_MAX_MESSAGE_BYTES, at most 10^8 bytes)
+# with its envelope, so inflating stops there.
+MAX_DOCUMENT = 2 * 10**8
 
 
 class UnreadableState(ValueError):
     """A stored state that is neither JSON nor a zlib stream over a dictionary this version knows."""
 
 
-def inflate(state: bytes) -> bytes:
-    """The JSON document of a stored state, compressed or stored before compression."""
+def inflate(state: bytes, limit: int = MAX_DOCUMENT) -> bytes:
+    """The JSON document of a stored state, compressed or stored before compression; a stream that
+    would inflate past `limit` bytes is refused as unreadable."""
     if state[:1] == b"{":
         return state
     if len(state) < 6 or not state[1] & _FDICT:
@@ -58,9 +64,11 @@ def inflate(state: bytes) -> bytes:
         )
     reader = zlib.decompressobj(zdict=dictionary)
     try:
-        document = reader.decompress(state) + reader.flush()
+        document = reader.decompress(state, limit)
     except zlib.error as error:
         raise UnreadableState(f"a stored state does not inflate ({error})") from None
+    if reader.unconsumed_tail:
+        raise UnreadableState(f"a stored state inflates past {limit} bytes: no stored event is that large")
     if not reader.eof or reader.unused_data:
         raise UnreadableState("a stored state is not one whole zlib stream")
     return document

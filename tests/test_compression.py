@@ -57,6 +57,17 @@ def test_an_unknown_dictionary_or_damaged_state_is_named() -> None:
         inflate(zlib.compress(DOCUMENT))
 
 
+def test_a_state_that_would_inflate_past_the_limit_is_refused() -> None:
+    """A small stream written to inflate to far more than any stored event (a bomb planted by
+    someone with database access) stops at the limit instead of filling memory."""
+    bomb = deflate(b"{" + b" " * 10_000_000 + b"}")
+    assert len(bomb) < 20_000
+    assert len(inflate(bomb, limit=10_000_002)) == 10_000_002
+    with pytest.raises(UnreadableState, match="inflates past 1000000 bytes"):
+        inflate(bomb, limit=1_000_000)
+    assert inflate(deflate(DOCUMENT), limit=len(DOCUMENT)) == DOCUMENT
+
+
 @pytest.mark.services
 def test_a_store_written_before_compression_keeps_working_as_it_grows(ledger: Ledger) -> None:
     """Subjects whose first events were stored as plain JSON (as before compression) and their later
