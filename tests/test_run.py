@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,30 @@ from tests.conftest import _free_port
 from tests.helpers import cli, consent, event, wait_for
 
 pytestmark = pytest.mark.services
+
+
+@contextlib.contextmanager
+def _started(command: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`consent-ledger COMMAND` in a process of its own, killed on the way out if it still runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", command],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _terminated(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """What the process printed to stdout and stderr, once SIGTERM has stopped it."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=60)
 
 
 def _allowed(client: httpx.Client) -> bool:
@@ -41,27 +66,14 @@ def test_run_answers_over_http_what_it_consumed_and_stops_cleanly(
     events = tmp_path / "events.jsonl"
     events.write_bytes(orjson.dumps(event("acme", "alice", "consent.given", consent())) + b"\n")
     assert cli(env, "publish", str(events)).returncode == 0
-    child_env = {**os.environ, **env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run"],
-        env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _started("run", {**env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "warning"}) as process:
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=5
         ) as client:
             wait_for(lambda: process.poll() is not None or _allowed(client), 60, "run to answer over HTTP")
             assert process.poll() is None, process.communicate()
             assert client.get("/healthz").status_code == 200
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        out, err = _terminated(process)
     assert process.returncode == 0, err
     assert f"serving the HTTP API on http://127.0.0.1:{port}" in out
     assert "stored 1" in out and "projected" in out
@@ -103,23 +115,11 @@ def test_serve_writes_only_json_lines_to_stderr(env: dict[str, str]) -> None:
     uvicorn's own plain-text lines (startup, shutdown) stay out of the log stream."""
     assert cli(env, "migrate").returncode == 0
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env={**os.environ, **env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "info"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _started("serve", {**env, "LEDGER_HTTP_PORT": str(port), "LEDGER_LOG_LEVEL": "info"}) as process:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             wait_for(lambda: process.poll() is not None or _healthy(client), 60, "serve to answer")
         assert process.poll() is None, process.communicate()
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        out, err = _terminated(process)
     assert f"serving the HTTP API on http://127.0.0.1:{port}" in out
     for line in err.splitlines():
         assert isinstance(orjson.loads(line), dict), line
