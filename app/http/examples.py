@@ -15,6 +15,19 @@ def answer(example: Any, status: int = 200) -> Responses:
     return {status: {"content": {"application/json": {"schema": schema, "example": example}}}}
 
 
+# A holding as both the subject view and the export show it (each adds its own retention fields).
+_HOLDING: dict[str, Any] = {
+    "category": "account_contact",
+    "system": "crm",
+    "legal_basis": "contract",
+    "purposes": ["service"],
+    "role": None,
+    "jurisdiction": None,
+    "first_collected": "2026-01-01T00:01:00Z",
+    "last_collected": "2026-01-01T00:01:00Z",
+    "status": "held",
+}
+
 SUBJECT: Any = {
     "tenant": "acme",
     "subject": "alice",
@@ -25,15 +38,7 @@ SUBJECT: Any = {
     "account_closed_at": None,
     "holdings": [
         {
-            "category": "account_contact",
-            "system": "crm",
-            "legal_basis": "contract",
-            "purposes": ["service"],
-            "role": None,
-            "jurisdiction": None,
-            "first_collected": "2026-01-01T00:01:00Z",
-            "last_collected": "2026-01-01T00:01:00Z",
-            "status": "held",
+            **_HOLDING,
             "retention_expires_at": "2028-01-01T00:02:00Z",
             "retention_rule": "account-data",
             "retention_status": "scheduled",
@@ -93,15 +98,7 @@ EXPORT: Any = {
     "subject": "alice",
     "holdings": [
         {
-            "category": "account_contact",
-            "system": "crm",
-            "legal_basis": "contract",
-            "purposes": ["service"],
-            "role": None,
-            "jurisdiction": None,
-            "first_collected": "2026-01-01T00:01:00Z",
-            "last_collected": "2026-01-01T00:01:00Z",
-            "status": "held",
+            **_HOLDING,
             "retention": {
                 "status": "scheduled",
                 "expires_at": "2028-01-01T00:02:00Z",
